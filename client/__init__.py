@@ -1,0 +1,1 @@
+"""fedcondense.client."""

@@ -1,0 +1,47 @@
+"""Model families: one registry of the clinical model classes the synthetic set serves.
+
+``FAMILIES`` maps each interface name (see ``shared/interface.md``) to its class;
+:func:`create_family` builds one with explicit keyword parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedcondense.protocol.families.base import FitTargets, FittedBatch, ModelFamily
+
+FAMILIES: dict[str, type[ModelFamily]] = {}
+
+
+def register(cls: type[ModelFamily]) -> type[ModelFamily]:
+    """Class decorator adding a family to :data:`FAMILIES` under ``cls.name``."""
+    FAMILIES[cls.name] = cls
+    return cls
+
+
+def create_family(name: str, backend: str = "auto", **params: Any) -> ModelFamily:
+    """Instantiate family ``name``; ``backend="auto"`` picks "batched" where available."""
+    _load_builtin()
+    if name not in FAMILIES:
+        raise ValueError(
+            f"unknown model family '{name}'; choose from {', '.join(sorted(FAMILIES))}"
+        )
+    cls = FAMILIES[name]
+    if backend == "auto":
+        backend = "batched" if "batched" in cls.backends else "reference"
+    return cls(backend=backend, **params)
+
+
+def families_for_task(task: str) -> list[str]:
+    """Names of the registered families for ``"classification"`` or ``"survival"``."""
+    _load_builtin()
+    return [n for n, c in FAMILIES.items() if c.task == task]
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers the families (kept lazy: torch/lifelines are slow).
+    from fedcondense.protocol.families import classifiers, survival  # noqa: F401
+
+
+__all__ = ["FAMILIES", "FitTargets", "FittedBatch", "ModelFamily", "create_family",
+           "families_for_task", "register"]
