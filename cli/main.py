@@ -1,0 +1,63 @@
+"""The ``fedcondense`` command line: one Typer app, sub-commands mounted from their modules.
+
+Every user-caused error is a :class:`~fedcondense.protocol.errors.FedcondenseError`; :func:`main`
+prints it as one line (``error: ...``) on stderr and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from fedcondense.protocol.errors import FedcondenseError
+
+app = typer.Typer(
+    name="fedcondense",
+    help="Federated, differentially private dataset condensation for hospital consortia.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _mount() -> None:
+    """Attach the sub-command modules (each registers its commands on ``app``)."""
+    from fedcondense.cli import data_commands  # noqa: F401  (datasets, schema)
+
+    for optional in ("condense_commands", "simulate_commands", "evaluate_commands",
+                     "site_commands", "benchmark_commands"):
+        try:
+            __import__(f"fedcondense.cli.{optional}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"fedcondense.cli.{optional}":
+                raise
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    _mount()
+    try:
+        app(standalone_mode=False)
+    except FedcondenseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
