@@ -1,0 +1,168 @@
+"""Privacy accounting with Google's ``dp-accounting`` library (RDP or PLD), never by hand.
+
+Every access to private records is one of two mechanisms, recorded as a plain-dict *spend*
+so that it can be persisted in a ledger and re-composed later:
+
+* ``{"type": "gaussian", "sigma": σ, "count": k}`` — the DP initialisation: k releases of a
+  Gaussian mechanism on the full table with noise multiplier σ (no sampling);
+* ``{"type": "sampled_gaussian", "q": q, "sigma": σ, "count": T}`` — T rounds of the Poisson
+  sampled Gaussian mechanism (sampling rate q, noise multiplier σ = noise std / clip norm).
+
+:func:`epsilon_spent` composes any list of spends with the chosen accountant;
+:func:`calibrate` finds the noise multipliers that spend a target (ε, δ): a documented share of
+ε for the initialisation and the rest for the rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dp_accounting as dpa
+from dp_accounting import pld, rdp
+
+from fedcondense.protocol.errors import PrivacyError
+
+AccountantName = Literal["rdp", "pld"]
+Spend = dict[str, Any]
+_MAX_SIGMA = 1e4
+
+
+def _event(spend: Spend) -> dpa.DpEvent:
+    kind = spend["type"]
+    count = int(spend.get("count", 1))
+    if kind == "gaussian":
+        inner: dpa.DpEvent = dpa.GaussianDpEvent(float(spend["sigma"]))
+    elif kind == "sampled_gaussian":
+        inner = dpa.PoissonSampledDpEvent(
+            float(spend["q"]), dpa.GaussianDpEvent(float(spend["sigma"]))
+        )
+    else:
+        raise ValueError(f"unknown spend type {kind!r}")
+    return inner if count == 1 else dpa.SelfComposedDpEvent(inner, count)
+
+
+def _accountant(name: AccountantName) -> dpa.PrivacyAccountant:
+    if name == "rdp":
+        return rdp.RdpAccountant()
+    if name == "pld":
+        return pld.PLDAccountant(value_discretization_interval=1e-3)
+    raise ValueError(f"unknown accountant {name!r}; use 'rdp' or 'pld'")
+
+
+def epsilon_spent(spends: list[Spend], delta: float, accountant: AccountantName = "rdp") -> float:
+    """ε at ``delta`` of the composition of ``spends`` (0 for an empty list)."""
+    spends = [s for s in spends if int(s.get("count", 1)) > 0]
+    if not spends:
+        return 0.0
+    acc = _accountant(accountant)
+    acc.compose(dpa.ComposedDpEvent([_event(s) for s in spends]))
+    return float(acc.get_epsilon(delta))
+
+
+def validate_privacy(epsilon: float, delta: float, n_records: int | None = None) -> None:
+    """Refuse parameters that would break or void the guarantee (never adjust them)."""
+    if epsilon is None or isinstance(epsilon, bool) or math.isnan(epsilon):
+        raise PrivacyError("--epsilon must be a number > 0 (or 'inf' for a non-private run).")
+    if epsilon <= 0:
+        raise PrivacyError(f"--epsilon {epsilon} is not allowed: ε must be > 0.")
+    if math.isinf(epsilon):
+        return
+    if math.isnan(delta) or not 0 < delta < 1:
+        raise PrivacyError(f"--delta {delta} is not allowed: δ must be in (0, 1), e.g. 1e-5.")
+    if n_records is not None and delta >= 1.0 / n_records:
+        raise PrivacyError(
+            f"--delta {delta:g} is too large for {n_records} records: δ must be below "
+            f"1/n = {1.0 / n_records:.3g}; choose e.g. --delta {_suggest_delta(n_records):g}."
+        )
+
+
+def validate_sample_rate(q: float) -> None:
+    if math.isnan(q) or not 0.0 < q <= 1.0:
+        raise PrivacyError(f"--sample-rate {q} is not allowed: it must be in (0, 1].")
+
+
+def _suggest_delta(n: int) -> float:
+    return 10.0 ** math.floor(math.log10(1.0 / (10 * n)))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Noise multipliers that spend exactly (at most) the target budget."""
+
+    sigma: float
+    sigma_init: float | None
+    epsilon_init: float
+    epsilon_total: float
+
+    def spends(self, q: float, rounds: int, init_releases: int) -> list[Spend]:
+        out: list[Spend] = []
+        if self.sigma_init is not None and init_releases > 0:
+            out.append({"type": "gaussian", "sigma": self.sigma_init, "count": init_releases})
+        out.append({"type": "sampled_gaussian", "q": q, "sigma": self.sigma, "count": rounds})
+        return out
+
+
+def _solve(eps_of_sigma: Any, target: float) -> float:
+    """Smallest σ (to 0.1 %) with eps_of_sigma(σ) ≤ target; eps decreases in σ."""
+    lo, hi = 1e-2, 1.0
+    while eps_of_sigma(hi) > target:
+        lo, hi = hi, hi * 2.0
+        if hi > _MAX_SIGMA:
+            raise PrivacyError(
+                f"ε = {target:g} cannot be reached with these settings (noise would exceed "
+                f"{_MAX_SIGMA:g}× the clip norm); raise --epsilon or lower --rounds/--sample-rate."
+            )
+    if eps_of_sigma(lo) <= target:
+        return lo
+    while hi / lo > 1.001:
+        mid = math.sqrt(lo * hi)
+        if eps_of_sigma(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def calibrate(
+    epsilon: float,
+    delta: float,
+    q: float,
+    rounds: int,
+    init_share: float = 0.0,
+    init_releases: int = 1,
+    accountant: AccountantName = "rdp",
+) -> Calibration:
+    """Noise multipliers for ``rounds`` sampled-Gaussian rounds plus an optional initialisation.
+
+    The initialisation alone is calibrated to spend ``init_share · ε``; the rounds' σ is then
+    the smallest one for which the *composition* of both stays within (ε, δ).
+    """
+    validate_privacy(epsilon, delta)
+    validate_sample_rate(q)
+    if rounds < 1:
+        raise PrivacyError("--rounds must be at least 1.")
+    if not 0.0 <= init_share < 1.0:
+        raise PrivacyError("the initialisation share of ε must be in [0, 1).")
+    sigma_init = None
+    init_spend: list[Spend] = []
+    if init_share > 0:
+        sigma_init = _solve(
+            lambda s: epsilon_spent([{"type": "gaussian", "sigma": s, "count": init_releases}],
+                                    delta, accountant),
+            init_share * epsilon,
+        )
+        init_spend = [{"type": "gaussian", "sigma": sigma_init, "count": init_releases}]
+
+    def total(s: float) -> float:
+        rounds_spend = {"type": "sampled_gaussian", "q": q, "sigma": s, "count": rounds}
+        return epsilon_spent(init_spend + [rounds_spend], delta, accountant)
+
+    sigma = _solve(total, epsilon)
+    return Calibration(
+        sigma=sigma,
+        sigma_init=sigma_init,
+        epsilon_init=epsilon_spent(init_spend, delta, accountant),
+        epsilon_total=total(sigma),
+    )

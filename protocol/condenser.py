@@ -1,0 +1,255 @@
+"""Central condensation: one data holder condenses its own table.
+
+This is the reference the federation must reproduce: with ``epsilon=inf`` and
+``sample_rate=1`` a federated run over any split of a table gives the same synthetic set as
+:func:`condense` on the pooled table with the same seed (up to secure-aggregation
+quantisation).
+
+Privacy flow (``central`` mode): validate (ε, δ, q) → calibrate σ (and σ_init for the DP
+initialisation) with the accountant → charge the ledger *before* touching data → DP
+initialisation → T rounds of the sampled Gaussian mechanism → release.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from fedcondense.protocol.accounting import (
+    AccountantName, Calibration, Spend, calibrate, epsilon_spent, validate_privacy,
+    validate_sample_rate,
+)
+from fedcondense.protocol.dp_mechanism import noise_generator
+from fedcondense.protocol.errors import FedcondenseError, PrivacyError
+from fedcondense.protocol.families import create_family, families_for_task
+from fedcondense.protocol.families.base import ModelFamily
+from fedcondense.protocol.initialisation import (
+    build_synthetic_set, noisy_group_sums, sensitivity, statistics_from_sums,
+)
+from fedcondense.protocol.optimizer import Adam
+from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.site_update import (
+    Records, RoundConfig, apply_update, fit_round, site_update,
+)
+from fedcondense.protocol.synthetic_set import SyntheticSet
+
+
+@dataclass(frozen=True)
+class CondenseConfig:
+    """Every knob of a condensation run (explicit keywords, sensible defaults)."""
+
+    epsilon: float = 1.0
+    delta: float = 1e-5
+    rows: int = 10
+    models: tuple[str, ...] = ()
+    rounds: int = 100
+    directions: int = 64
+    sample_rate: float = 0.5
+    mu: float = 0.1
+    lr: float = 0.05
+    clip_norm: float = 1.0
+    init: str = "dp"
+    init_share: float = 0.3
+    init_spread: float = 0.3
+    accountant: AccountantName = "rdp"
+    direction_kind: str = "gaussian"
+    backend: str = "auto"
+    seed: int | None = None
+
+    @property
+    def private(self) -> bool:
+        return not math.isinf(self.epsilon)
+
+    def resolved_models(self, schema: Schema) -> tuple[str, ...]:
+        task = "survival" if schema.is_survival else "classification"
+        available = families_for_task(task)
+        if not self.models:
+            return tuple(DEFAULT_MODELS[task])
+        for m in self.models:
+            if m not in available:
+                raise FedcondenseError(
+                    f"--models: '{m}' is not a {task} model family; choose from "
+                    f"{', '.join(available)}."
+                )
+        return self.models
+
+    def validate(self, n_records: int | None = None) -> None:
+        validate_privacy(self.epsilon, self.delta, n_records)
+        validate_sample_rate(self.sample_rate)
+        checks = [
+            (self.rounds >= 1, "--rounds must be at least 1."),
+            (self.directions >= 1, "--directions must be at least 1."),
+            (self.rows >= 2, "--rows/--rows-per-class must be at least 2."),
+            (self.mu > 0 and math.isfinite(self.mu), "--mu must be a positive number."),
+            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number."),
+            (self.clip_norm > 0 and math.isfinite(self.clip_norm), "--clip-norm must be > 0."),
+            (self.init in ("dp", "random"), "--init must be 'dp' or 'random'."),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise FedcondenseError(msg)
+
+
+DEFAULT_MODELS = {
+    "classification": ("logistic_regression", "decision_tree"),
+    "survival": ("cox_ph",),
+}
+
+
+@dataclass
+class PrivacyPlan:
+    """Calibrated noise and the spends a run will charge."""
+
+    calibration: Calibration | None
+    spends: list[Spend]
+    epsilon: float
+    delta: float
+
+    @property
+    def sigma(self) -> float:
+        return 0.0 if self.calibration is None else self.calibration.sigma
+
+    @property
+    def sigma_init(self) -> float:
+        if self.calibration is None or self.calibration.sigma_init is None:
+            return 0.0
+        return self.calibration.sigma_init
+
+
+def plan_privacy(config: CondenseConfig, sample_rate: float | None = None) -> PrivacyPlan:
+    """Calibrate σ (and σ_init) for ``config``; for ε = ∞ no noise and no spends."""
+    q = config.sample_rate if sample_rate is None else sample_rate
+    if not config.private:
+        return PrivacyPlan(None, [], math.inf, config.delta)
+    share = config.init_share if config.init == "dp" else 0.0
+    cal = calibrate(config.epsilon, config.delta, q, config.rounds, share, 1, config.accountant)
+    return PrivacyPlan(cal, cal.spends(q, config.rounds, 1 if share else 0),
+                       cal.epsilon_total, config.delta)
+
+
+def make_families(config: CondenseConfig, schema: Schema) -> dict[str, ModelFamily]:
+    return {m: create_family(m, backend=config.backend) for m in config.resolved_models(schema)}
+
+
+def free_coordinates(records: Records, synthetic_like: SyntheticSet) -> np.ndarray:
+    """Real records in the synthetic set's free coordinates (features [+ encoded log-time])."""
+    if not synthetic_like.schema.is_survival:
+        return records.X
+    assert records.time is not None
+    u = synthetic_like.encoder.encode_time(records.time)
+    return np.concatenate([records.X, u[:, None]], axis=1)
+
+
+def record_groups(records: Records, schema: Schema) -> tuple[np.ndarray, int]:
+    if schema.is_survival:
+        assert records.event is not None
+        return np.asarray(records.event, dtype=np.int64), 2
+    assert records.y is not None
+    return np.asarray(records.y, dtype=np.int64), schema.n_classes
+
+
+@dataclass
+class CondenseResult:
+    """Everything a run produced (the synthetic set is the release)."""
+
+    synthetic: SyntheticSet
+    plan: PrivacyPlan
+    run_seed: int
+    noise_source: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    function_evaluations: int = 0
+
+    def privacy_report(
+        self, config: CondenseConfig, n_records: int, mode: str = "central"
+    ) -> dict[str, Any]:
+        """The ``privacy.json`` content (interface.md fields plus the itemised spends)."""
+        cal = self.plan.calibration
+        return {
+            "private": cal is not None,
+            "epsilon": self.plan.epsilon if cal else "inf",
+            "delta": self.plan.delta,
+            "accountant": "none (non-private run)" if cal is None
+            else f"dp-accounting {config.accountant.upper()}",
+            "noise_multiplier": self.plan.sigma,
+            "init_noise_multiplier": self.plan.sigma_init,
+            "epsilon_init": cal.epsilon_init if cal else None,
+            "sample_rate": config.sample_rate,
+            "rounds": config.rounds,
+            "clip_norm": config.clip_norm,
+            "directions": config.directions,
+            "initialisation": config.init,
+            "mode": mode,
+            "spends": self.plan.spends,
+            "noise_source": self.noise_source,
+            "n_records": n_records,
+        }
+
+
+def condense(
+    records: Records,
+    schema: Schema,
+    config: CondenseConfig,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> CondenseResult:
+    """Run central condensation on ``records`` (already validated against ``schema``)."""
+    n = len(records.X)
+    config.validate(n)
+    families = make_families(config, schema)
+    plan = plan_privacy(config)
+    run_seed = config.seed if config.seed is not None else secrets.randbits(63)
+    rng, source = noise_generator(config.seed)
+
+    init_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([run_seed, 0x1417])))
+    stats = None
+    if config.init == "dp":
+        probe = build_synthetic_set(schema, 2, init_rng)
+        free = free_coordinates(records, probe)
+        groups, n_groups = record_groups(records, schema)
+        std = plan.sigma_init * sensitivity(free.shape[1]) if plan.calibration else 0.0
+        stats = statistics_from_sums(noisy_group_sums(free, groups, n_groups, std, rng))
+    synthetic = build_synthetic_set(schema, config.rows, init_rng, stats, config.init_spread)
+
+    optimizer = Adam(lr=config.lr)
+    result = CondenseResult(synthetic, plan, run_seed, source)
+    totals = {"fit": 0.0, "predict": 0.0, "privacy": 0.0, "update": 0.0}
+    for t in range(config.rounds):
+        r0 = time.perf_counter()
+        rc = RoundConfig(run_seed, t + 1, config.directions, config.mu, config.clip_norm,
+                         config.direction_kind)
+        fits = fit_round(synthetic, families, rc)
+        upd = site_update(records, fits, config.sample_rate, plan.sigma * config.clip_norm, rng)
+        u0 = time.perf_counter()
+        grad = apply_update(synthetic, optimizer, upd.vector, fits.directions, config.mu,
+                            config.sample_rate * n)
+        totals["fit"] += fits.fit_seconds
+        totals["predict"] += upd.timings["predict"]
+        totals["privacy"] += upd.timings["privacy"]
+        totals["update"] += time.perf_counter() - u0
+        result.function_evaluations += 2 * config.directions * len(families)
+        row = {"round": t + 1, "seconds": time.perf_counter() - r0,
+               "grad_norm": float(np.linalg.norm(grad))}
+        result.history.append(row)
+        if progress is not None:
+            progress(t + 1, row)
+    result.timings = totals
+    return result
+
+
+def spent_epsilon(plan: PrivacyPlan, delta: float, accountant: AccountantName) -> float:
+    """ε of the plan's spends at ``delta`` (for reports at another δ)."""
+    if plan.calibration is None:
+        raise PrivacyError("a non-private run spends no finite ε")
+    return epsilon_spent(plan.spends, delta, accountant)
+
+
+def config_dict(config: CondenseConfig) -> dict[str, Any]:
+    out = asdict(config)
+    out["epsilon"] = "inf" if not config.private else config.epsilon
+    out["models"] = list(config.models)
+    return out
