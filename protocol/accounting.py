@@ -15,6 +15,7 @@ so that it can be persisted in a ledger and re-composed later:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,6 +27,8 @@ from fedcondense.protocol.errors import PrivacyError
 
 AccountantName = Literal["rdp", "pld"]
 Spend = dict[str, Any]
+# dp-accounting logs one absl warning per RDP order it excludes (harmless, very noisy).
+logging.getLogger("absl").setLevel(logging.ERROR)
 _MAX_SIGMA = 1e4
 
 

@@ -49,7 +49,7 @@ class CondenseConfig:
     models: tuple[str, ...] = ()
     rounds: int = 100
     directions: int = 64
-    sample_rate: float = 0.5
+    sample_rate: float = 0.25
     mu: float = 0.1
     lr: float = 0.05
     clip_norm: float = 1.0
