@@ -18,11 +18,14 @@ echo "[bootstrap] creating .venv with $($py --version)" >&2
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first: the pinned version resolves to a CPU wheel; a plain requirement would pull CUDA.
-.venv/bin/python -m pip install -q "torch==2.13.0"
+pipinstall() {  # pip, minus the per-package notices about absent local mirrors
+  .venv/bin/python -m pip install -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
+}
+pipinstall "torch==2.13.0"
 if [ -n "$extras" ]; then
-  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  pipinstall -e ".[${extras}]"
 else
-  .venv/bin/python -m pip install -q -e .
+  pipinstall -e .
 fi
 echo "$want" > "$stamp"
 echo "[bootstrap] .venv ready" >&2
