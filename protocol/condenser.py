@@ -16,6 +16,7 @@ import math
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +25,7 @@ from fedcondense.protocol.accounting import (
     AccountantName, Calibration, Spend, calibrate, epsilon_spent, validate_privacy,
     validate_sample_rate,
 )
+from fedcondense.protocol.checkpoint import Checkpoint, restore_generator
 from fedcondense.protocol.dp_mechanism import noise_generator
 from fedcondense.protocol.errors import FedcondenseError, PrivacyError
 from fedcondense.protocol.families import create_family, families_for_task
@@ -196,29 +198,33 @@ def condense(
     schema: Schema,
     config: CondenseConfig,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> CondenseResult:
-    """Run central condensation on ``records`` (already validated against ``schema``)."""
+    """Run central condensation on ``records`` (already validated against ``schema``).
+
+    With ``checkpoint`` the full state is written atomically after every round; with
+    ``resume`` a run continues from that file (same result as an uninterrupted run).
+    """
     n = len(records.X)
     config.validate(n)
     families = make_families(config, schema)
     plan = plan_privacy(config)
-    run_seed = config.seed if config.seed is not None else secrets.randbits(63)
-    rng, source = noise_generator(config.seed)
+    ckpt = Checkpoint.load(checkpoint, schema) if resume and checkpoint else None
+    if ckpt is not None:
+        run_seed, start = ckpt.run_seed, ckpt.round_index
+        synthetic, optimizer = ckpt.synthetic, ckpt.optimizer
+        rng = restore_generator(ckpt.rng_state) if ckpt.rng_state else noise_generator(None)[0]
+        source = ckpt.meta.get("noise_source", "os-csprng")
+    else:
+        run_seed = config.seed if config.seed is not None else secrets.randbits(63)
+        rng, source = noise_generator(config.seed)
+        synthetic = initial_synthetic_set(records, schema, config, plan, run_seed, rng)
+        optimizer, start = Adam(lr=config.lr), 0
 
-    init_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([run_seed, 0x1417])))
-    stats = None
-    if config.init == "dp":
-        probe = build_synthetic_set(schema, 2, init_rng)
-        free = free_coordinates(records, probe)
-        groups, n_groups = record_groups(records, schema)
-        std = plan.sigma_init * sensitivity(free.shape[1]) if plan.calibration else 0.0
-        stats = statistics_from_sums(noisy_group_sums(free, groups, n_groups, std, rng))
-    synthetic = build_synthetic_set(schema, config.rows, init_rng, stats, config.init_spread)
-
-    optimizer = Adam(lr=config.lr)
     result = CondenseResult(synthetic, plan, run_seed, source)
-    totals = {"fit": 0.0, "predict": 0.0, "privacy": 0.0, "update": 0.0}
-    for t in range(config.rounds):
+    totals = {"fit": 0.0, "predict": 0.0, "privacy": 0.0, "update": 0.0, "checkpoint": 0.0}
+    for t in range(start, config.rounds):
         r0 = time.perf_counter()
         rc = RoundConfig(run_seed, t + 1, config.directions, config.mu, config.clip_norm,
                          config.direction_kind)
@@ -231,6 +237,11 @@ def condense(
         totals["predict"] += upd.timings["predict"]
         totals["privacy"] += upd.timings["privacy"]
         totals["update"] += time.perf_counter() - u0
+        if checkpoint is not None:
+            c0 = time.perf_counter()
+            Checkpoint(synthetic, optimizer, t + 1, run_seed, rng.bit_generator.state,
+                       {"noise_source": source, "config": config_dict(config)}).save(checkpoint)
+            totals["checkpoint"] += time.perf_counter() - c0
         result.function_evaluations += 2 * config.directions * len(families)
         row = {"round": t + 1, "seconds": time.perf_counter() - r0,
                "grad_norm": float(np.linalg.norm(grad))}
@@ -239,6 +250,20 @@ def condense(
             progress(t + 1, row)
     result.timings = totals
     return result
+
+
+def initial_synthetic_set(records: Records, schema: Schema, config: CondenseConfig,
+                          plan: PrivacyPlan, run_seed: int, rng: np.random.Generator) -> SyntheticSet:
+    """DP (noisy group means, σ_init) or data-free initial set; shapes use a public seed."""
+    init_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([run_seed, 0x1417])))
+    stats = None
+    if config.init == "dp":
+        probe = build_synthetic_set(schema, 2, np.random.default_rng(0))
+        free = free_coordinates(records, probe)
+        groups, n_groups = record_groups(records, schema)
+        std = plan.sigma_init * sensitivity(free.shape[1]) if plan.calibration else 0.0
+        stats = statistics_from_sums(noisy_group_sums(free, groups, n_groups, std, rng))
+    return build_synthetic_set(schema, config.rows, init_rng, stats, config.init_spread)
 
 
 def spent_epsilon(plan: PrivacyPlan, delta: float, accountant: AccountantName) -> float:
