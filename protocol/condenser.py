@@ -252,18 +252,37 @@ def condense(
     return result
 
 
+def public_init_rng(run_seed: int) -> np.random.Generator:
+    """Public generator that places the initial rows around the (noisy) group means."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([run_seed, 0x1417])))
+
+
+def init_group_sums(records: Records, schema: Schema, noise_std: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """A data holder's noisy ``[count, sum of free coordinates]`` per group, ``(G, 1 + D)``."""
+    probe = build_synthetic_set(schema, 2, np.random.default_rng(0))
+    free = free_coordinates(records, probe)
+    groups, n_groups = record_groups(records, schema)
+    return noisy_group_sums(free, groups, n_groups, noise_std, rng)
+
+
+def init_noise_std(plan: PrivacyPlan, schema: Schema) -> float:
+    """Total noise std per coordinate of the initialisation sums (σ_init · Δ)."""
+    if plan.calibration is None:
+        return 0.0
+    probe = build_synthetic_set(schema, 2, np.random.default_rng(0))
+    return plan.sigma_init * sensitivity(probe.Z.shape[1])
+
+
 def initial_synthetic_set(records: Records, schema: Schema, config: CondenseConfig,
                           plan: PrivacyPlan, run_seed: int, rng: np.random.Generator) -> SyntheticSet:
-    """DP (noisy group means, σ_init) or data-free initial set; shapes use a public seed."""
-    init_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([run_seed, 0x1417])))
+    """DP (noisy group means, σ_init) or data-free initial set; row placement is public."""
     stats = None
     if config.init == "dp":
-        probe = build_synthetic_set(schema, 2, np.random.default_rng(0))
-        free = free_coordinates(records, probe)
-        groups, n_groups = record_groups(records, schema)
-        std = plan.sigma_init * sensitivity(free.shape[1]) if plan.calibration else 0.0
-        stats = statistics_from_sums(noisy_group_sums(free, groups, n_groups, std, rng))
-    return build_synthetic_set(schema, config.rows, init_rng, stats, config.init_spread)
+        sums = init_group_sums(records, schema, init_noise_std(plan, schema), rng)
+        stats = statistics_from_sums(sums)
+    return build_synthetic_set(schema, config.rows, public_init_rng(run_seed), stats,
+                               config.init_spread)
 
 
 def spent_epsilon(plan: PrivacyPlan, delta: float, accountant: AccountantName) -> float:

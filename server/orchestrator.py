@@ -1,0 +1,198 @@
+"""The coordinator's state machine, independent of the transport.
+
+The orchestrator owns the synthetic set, the optimiser, the run seed and the per-site privacy
+accounts. The transport (Flower with SecAgg+, or anything that delivers the *sum* of the
+sites' vectors) asks it for the next request, delivers it to the sites, and hands back the
+summed answer together with which sites were sent the request and which contributed.
+
+It never sees an individual site's vector. Privacy is charged per site for every request the
+site was sent (a dropped site is charged as if it had answered), at the site's own sampling
+rate; the noise multiplier is calibrated for the largest sampling rate in the consortium, so
+every site's ε is at most the target.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedcondense.protocol.accounting import epsilon_spent
+from fedcondense.protocol.condenser import (
+    CondenseConfig, PrivacyPlan, init_noise_std, plan_privacy, public_init_rng,
+)
+from fedcondense.protocol.errors import FedcondenseError
+from fedcondense.protocol.federation import NoiseMode, SiteAccount, site_noise_std
+from fedcondense.protocol.initialisation import build_synthetic_set, statistics_from_sums
+from fedcondense.protocol.optimizer import Adam
+from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.site_update import RoundConfig, apply_update
+from fedcondense.protocol.directions import make_directions
+from fedcondense.protocol.synthetic_set import SyntheticSet
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """Public facts about a site: its id, record count and sampling rate."""
+
+    site_id: str
+    n_records: int
+    sample_rate: float
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to all sites: ``kind`` is "init" or "round"."""
+
+    kind: str
+    round_index: int
+    synthetic: dict[str, np.ndarray] | None
+    round_config: RoundConfig | None
+    noise_std: float
+    sample_rate_by_site: dict[str, float]
+
+
+class Orchestrator:
+    """Coordinator logic for one federated condensation run."""
+
+    def __init__(self, schema: Schema, config: CondenseConfig, sites: list[SiteInfo],
+                 mode: NoiseMode = "distributed", threshold: int | None = None) -> None:
+        if not sites:
+            raise FedcondenseError("a federation needs at least one site.")
+        self.schema = schema
+        self.config = config
+        self.sites = {s.site_id: s for s in sites}
+        self.mode = mode
+        self.threshold = len(sites) if threshold is None else int(threshold)
+        if not 1 <= self.threshold <= len(sites):
+            raise FedcondenseError(
+                f"secure-aggregation threshold {self.threshold} must be between 1 and the number "
+                f"of sites ({len(sites)})."
+            )
+        config.validate(min(s.n_records for s in sites))
+        self.q_max = max(s.sample_rate for s in sites)
+        self.plan: PrivacyPlan = plan_privacy(config, sample_rate=self.q_max)
+        self.run_seed = config.seed if config.seed is not None else secrets.randbits(63)
+        self.accounts = {s.site_id: SiteAccount(s.site_id, s.n_records, s.sample_rate)
+                         for s in sites}
+        self.synthetic: SyntheticSet | None = None
+        self.optimizer = Adam(lr=config.lr)
+        self.rounds_done = 0
+        self.rounds_discarded: list[int] = []
+        self.history: list[dict[str, Any]] = []
+        if config.init != "dp":
+            self._build(None)
+
+    # ------------------------------------------------------------------ requests
+    def needs_init(self) -> bool:
+        return self.synthetic is None
+
+    def init_request(self) -> Request:
+        total = init_noise_std(self.plan, self.schema)
+        return Request("init", 0, None, None, site_noise_std(total, self.mode, self.threshold),
+                       {k: 1.0 for k in self.sites})
+
+    def round_request(self) -> Request:
+        assert self.synthetic is not None, "initialise first"
+        t = self.rounds_done + 1
+        rc = RoundConfig(self.run_seed, t, self.config.directions, self.config.mu,
+                         self.config.clip_norm, self.config.direction_kind)
+        total = self.plan.sigma * self.config.clip_norm
+        return Request("round", t, self.synthetic.to_arrays(), rc,
+                       site_noise_std(total, self.mode, self.threshold),
+                       {k: s.sample_rate for k, s in self.sites.items()})
+
+    # ------------------------------------------------------------------ answers
+    def _charge(self, kind: str, sent: list[str]) -> None:
+        for site in sent:
+            acc = self.accounts[site]
+            if kind == "init":
+                acc.init_requests += 1
+            else:
+                acc.round_requests += 1
+
+    def _enough(self, contributed: list[str]) -> bool:
+        return self.mode != "distributed" or len(contributed) >= self.threshold
+
+    def _build(self, sums: np.ndarray | None) -> None:
+        stats = None if sums is None else statistics_from_sums(sums)
+        self.synthetic = build_synthetic_set(self.schema, self.config.rows,
+                                             public_init_rng(self.run_seed), stats,
+                                             self.config.init_spread)
+
+    def apply_init(self, summed: np.ndarray, sent: list[str], contributed: list[str]) -> bool:
+        """Build the initial set from the summed noisy group sums (if enough sites answered)."""
+        self._charge("init", sent)
+        if not self._enough(contributed):
+            return False
+        probe = build_synthetic_set(self.schema, 2, np.random.default_rng(0))
+        groups = 2 if self.schema.is_survival else self.schema.n_classes
+        self._build(np.asarray(summed, dtype=np.float64).reshape(groups, 1 + probe.Z.shape[1]))
+        return True
+
+    def apply_round(self, summed: np.ndarray, sent: list[str], contributed: list[str],
+                    info: dict[str, Any] | None = None) -> bool:
+        """One optimiser step from the summed P-vector; a short round is charged but skipped."""
+        assert self.synthetic is not None
+        t = self.rounds_done + 1
+        self._charge("round", sent)
+        self.rounds_done = t
+        row: dict[str, Any] = {"round": t, "sent": list(sent), "contributed": list(contributed),
+                               **(info or {})}
+        if not self._enough(contributed) or not contributed:
+            self.rounds_discarded.append(t)
+            row["applied"] = False
+            self.history.append(row)
+            return False
+        for site in contributed:
+            self.accounts[site].rounds_contributed += 1
+        batch = sum(self.sites[s].n_records * self.sites[s].sample_rate for s in contributed)
+        u = make_directions(self.run_seed, t, self.config.directions, self.synthetic.Z.shape,
+                            self.config.direction_kind)  # type: ignore[arg-type]
+        grad = apply_update(self.synthetic, self.optimizer, summed, u, self.config.mu, batch)
+        row.update({"applied": True, "grad_norm": float(np.linalg.norm(grad))})
+        self.history.append(row)
+        return True
+
+    def finished(self) -> bool:
+        return self.rounds_done >= self.config.rounds
+
+    # ------------------------------------------------------------------ reports
+    def per_site_epsilon(self) -> dict[str, float | str]:
+        if self.plan.calibration is None:
+            return {k: "inf" for k in self.accounts}
+        sigma_init = self.plan.calibration.sigma_init
+        return {k: epsilon_spent(a.spends(self.plan.sigma, sigma_init), self.config.delta,
+                                 self.config.accountant)
+                for k, a in self.accounts.items()}
+
+    def privacy_report(self) -> dict[str, Any]:
+        cal = self.plan.calibration
+        per_site = self.per_site_epsilon()
+        eps = max(per_site.values()) if cal is not None else "inf"  # type: ignore[type-var]
+        return {
+            "private": cal is not None,
+            "epsilon": eps,
+            "epsilon_target": self.config.epsilon if cal is not None else "inf",
+            "delta": self.config.delta,
+            "accountant": "none (non-private run)" if cal is None
+            else f"dp-accounting {self.config.accountant.upper()}",
+            "noise_multiplier": self.plan.sigma,
+            "init_noise_multiplier": self.plan.sigma_init,
+            "sample_rate": self.q_max,
+            "sample_rate_by_site": {k: s.sample_rate for k, s in self.sites.items()},
+            "rounds": self.config.rounds,
+            "rounds_discarded": self.rounds_discarded,
+            "clip_norm": self.config.clip_norm,
+            "directions": self.config.directions,
+            "initialisation": self.config.init,
+            "mode": self.mode,
+            "secure_aggregation_threshold": self.threshold,
+            "per_site": per_site,
+            "per_site_requests": {k: {"init": a.init_requests, "rounds": a.round_requests,
+                                      "rounds_contributed": a.rounds_contributed}
+                                  for k, a in self.accounts.items()},
+            "charging": "every site is charged for every request it was sent, answered or not",
+        }
