@@ -10,17 +10,14 @@ from typing import Optional
 import typer
 
 from fedcondense.cli.main import app
-from fedcondense.cli.options import condense_config_from_options, privacy_options_help
-from fedcondense.cli.progress import round_progress
-from fedcondense.protocol.condenser import condense, config_dict
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.ledger import PrivacyLedger
-from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
-from fedcondense.protocol.schema import Schema
+
+PRIVACY_HELP = ("Privacy: (ε, δ) per record via the sampled Gaussian mechanism, composed over "
+                "all rounds (and the DP initialisation) with dp-accounting.")
 
 
 @app.command("condense", help="Condense one site's table into a small DP synthetic table. "
-             + privacy_options_help())
+             + PRIVACY_HELP)
 def condense_command(
     data: Path = typer.Argument(..., help="The site's table (CSV or Parquet)."),
     schema_path: Path = typer.Option(..., "--schema", help="Consortium schema JSON."),
@@ -47,6 +44,13 @@ def condense_command(
     clip_to_bounds: bool = typer.Option(False, "--clip-to-bounds", help="Clip values outside the public bounds (reported) instead of refusing."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
+    # heavy imports (dp-accounting, torch, sklearn) only when the command runs
+    from fedcondense.cli.options import condense_config_from_options
+    from fedcondense.cli.progress import round_progress
+    from fedcondense.protocol.condenser import condense, config_dict, plan_privacy
+    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
+    from fedcondense.protocol.schema import Schema
     from fedcondense.protocol.site_table import load_site_table
 
     schema = Schema.load(schema_path)
@@ -59,8 +63,6 @@ def condense_command(
     config.validate()
     if budget is not None and ledger is None:
         raise FedcondenseError("--budget needs --ledger FILE to record what is spent.")
-    from fedcondense.protocol.condenser import plan_privacy
-
     plan = plan_privacy(config)
     book = None
     if ledger is not None:

@@ -13,13 +13,10 @@ from rich.table import Table as RichTable
 
 from fedcondense.cli.main import app
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.families import families_for_task
-from fedcondense.protocol.ledger import atomic_write_text
-from fedcondense.protocol.release import prepare_output_dir
 from fedcondense.protocol.schema import Schema
 
 
-def _rows_of(schema: Schema, synthetic_rows: int) -> int:
+def _rows_of(schema: "Schema", synthetic_rows: int) -> int:
     return synthetic_rows // schema.n_classes if not schema.is_survival else synthetic_rows
 
 
@@ -36,6 +33,9 @@ def evaluate_command(
     subsets: int = typer.Option(20, "--subsets", help="Random real subsets of the synthetic size to average."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random subsets."),
 ) -> None:
+    from fedcondense.protocol.families import families_for_task
+    from fedcondense.protocol.ledger import atomic_write_text
+    from fedcondense.protocol.release import prepare_output_dir
     from fedcondense.protocol.site_table import load_site_table
     from fedcondense.simulations.evaluation import as_table, compare
 

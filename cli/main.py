@@ -59,5 +59,7 @@ def main() -> None:
         raise
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m fedcondense.cli.main`: use the registered app
+    from fedcondense.cli.main import main as _main
+
+    _main()

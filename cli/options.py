@@ -13,11 +13,6 @@ DEFAULT_ROWS_PER_CLASS = 10
 DEFAULT_SURVIVAL_ROWS = 40
 
 
-def privacy_options_help() -> str:
-    return ("Privacy: (ε, δ) per record via the sampled Gaussian mechanism, composed over all "
-            "rounds (and the DP initialisation) with dp-accounting.")
-
-
 def resolve_rows(schema: Schema, rows_per_class: int | None, rows: int | None) -> int:
     """Rows per class (classification) or total rows (survival) from the two options."""
     if rows_per_class is not None and rows is not None:
