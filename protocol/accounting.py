@@ -107,7 +107,7 @@ class Calibration:
         return out
 
 
-def _solve(eps_of_sigma: Any, target: float) -> float:
+def solve_sigma(eps_of_sigma: Any, target: float) -> float:
     """Smallest σ (to 0.1 %) with eps_of_sigma(σ) ≤ target; eps decreases in σ."""
     lo, hi = 1e-2, 1.0
     while eps_of_sigma(hi) > target:
@@ -151,7 +151,7 @@ def calibrate(
     sigma_init = None
     init_spend: list[Spend] = []
     if init_share > 0:
-        sigma_init = _solve(
+        sigma_init = solve_sigma(
             lambda s: epsilon_spent([{"type": "gaussian", "sigma": s, "count": init_releases}],
                                     delta, accountant),
             init_share * epsilon,
@@ -162,7 +162,7 @@ def calibrate(
         rounds_spend = {"type": "sampled_gaussian", "q": q, "sigma": s, "count": rounds}
         return epsilon_spent(init_spend + [rounds_spend], delta, accountant)
 
-    sigma = _solve(total, epsilon)
+    sigma = solve_sigma(total, epsilon)
     return Calibration(
         sigma=sigma,
         sigma_init=sigma_init,
