@@ -40,7 +40,7 @@ def families_for_task(task: str) -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the modules registers the families (kept lazy: torch/lifelines are slow).
-    from fedcondense.protocol.families import classifiers, survival  # noqa: F401
+    from fedcondense.protocol.families import classifiers, mlp, survival  # noqa: F401
 
 
 __all__ = ["FAMILIES", "FitTargets", "FittedBatch", "ModelFamily", "create_family",

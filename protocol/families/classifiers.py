@@ -1,0 +1,146 @@
+"""Classification families (reference backend: the library estimator, one fit per set).
+
+Names and default hyper-parameters follow ``shared/interface.md``. Inputs are encoded
+features (see :mod:`fedcondense.protocol.encoding`); standardisation, where a family uses it,
+is computed on the training (synthetic) set itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from fedcondense.protocol.families import register
+from fedcondense.protocol.families.base import (
+    FitTargets, FittedBatch, ModelFamily, class_frequencies,
+)
+
+
+def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) std of the training set; std 0 → 1."""
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    return mu, np.where(sd > 1e-12, sd, 1.0)
+
+
+class SklearnClassifier(ModelFamily):
+    """Shared loop: fit one estimator per synthetic set, map ``classes_`` into K columns."""
+
+    task = "classification"
+    standardise = False
+
+    def make(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        assert targets.labels is not None
+        labels = np.asarray(targets.labels)
+        models: list[Any] = []
+        fallback: list[np.ndarray | None] = []
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for b in range(X.shape[0]):
+                x = X[b]
+                mu, sd = standardiser(x) if self.standardise else (0.0, 1.0)
+                try:
+                    est = self.make().fit((x - mu) / sd, labels)
+                    models.append((est, mu, sd))
+                    fallback.append(None)
+                except Exception:  # degenerate set: data-free prediction instead
+                    models.append(None)
+                    fallback.append(class_frequencies(labels, targets.n_classes))
+        return FittedBatch(models, fallback, {"n_classes": targets.n_classes})
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        k = int(fitted.extra["n_classes"])
+        out = np.zeros((fitted.size, len(X_real), k))
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for b, m in enumerate(fitted.models):
+                if m is None:
+                    out[b] = fitted.fallback[b]
+                    continue
+                est, mu, sd = m
+                proba = est.predict_proba((X_real - mu) / sd)
+                out[b][:, np.asarray(est.classes_, dtype=np.int64)] = proba
+        return out
+
+
+def _make(factory: Callable[[dict[str, Any]], Any]) -> Callable[[SklearnClassifier], Any]:
+    return lambda self: factory(self.params)
+
+
+@register
+class LogisticRegressionFamily(SklearnClassifier):
+    """Standardise, then ``LogisticRegression(max_iter=1000)`` (L2, C=1)."""
+
+    name = "logistic_regression"
+    defaults = {"C": 1.0, "max_iter": 1000}
+    backends = ("reference",)
+    standardise = True
+
+    def make(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=self.params["C"], max_iter=self.params["max_iter"])
+
+
+@register
+class DecisionTreeFamily(SklearnClassifier):
+    """``DecisionTreeClassifier(max_depth=4, random_state=0)``."""
+
+    name = "decision_tree"
+    defaults = {"max_depth": 4, "random_state": 0}
+
+    def make(self) -> Any:
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(**self.params)
+
+
+@register
+class RandomForestFamily(SklearnClassifier):
+    """``RandomForestClassifier(n_estimators=100, random_state=0)``, single-threaded."""
+
+    name = "random_forest"
+    defaults = {"n_estimators": 100, "random_state": 0, "max_depth": None}
+
+    def make(self) -> Any:
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_jobs=1, **self.params)
+
+
+@register
+class GradientBoostingFamily(SklearnClassifier):
+    """``GradientBoostingClassifier(random_state=0)``."""
+
+    name = "gradient_boosting"
+    defaults = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "random_state": 0}
+
+    def make(self) -> Any:
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        return GradientBoostingClassifier(**self.params)
+
+
+@register
+class KNNFamily(SklearnClassifier):
+    """Standardise, then ``KNeighborsClassifier(n_neighbors=5)`` (k capped at the set size)."""
+
+    name = "knn"
+    defaults = {"n_neighbors": 5}
+    standardise = True
+    _m = 0
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        self._m = X.shape[1]
+        return super().fit_batch(X, targets, time)
+
+    def make(self) -> Any:
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return KNeighborsClassifier(n_neighbors=max(1, min(self.params["n_neighbors"], self._m)))

@@ -1,0 +1,82 @@
+"""`fedcondense condense` end to end through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedcondense.simulations.datasets import export_dataset
+
+CLI = [sys.executable, "-c", "from fedcondense.cli.main import main; main()"]
+FAST = ["--rounds", "3", "--directions", "4", "--rows-per-class", "4",
+        "--models", "logistic_regression", "--quiet"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    export_dataset("heart_disease", d)
+    return d
+
+
+def _condense(data: Path, out: str, *extra: str) -> subprocess.CompletedProcess:
+    return run("condense", "heart_disease.csv", "--schema", "heart_disease.schema.json",
+               "--out", out, *FAST, *extra, cwd=data)
+
+
+def test_condense_writes_the_release_and_reports(data):
+    r = _condense(data, "out", "--seed", "1", "--epsilon", "2")
+    assert r.returncode == 0, r.stderr
+    out = data / "out"
+    privacy = json.loads((out / "privacy.json").read_text())
+    for key in ("epsilon", "delta", "accountant", "noise_multiplier", "sample_rate", "rounds",
+                "clip_norm", "mode", "private"):
+        assert key in privacy
+    assert privacy["private"] is True and privacy["mode"] == "central"
+    assert 0 < privacy["epsilon"] <= 2.0
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["function_evaluations_per_second"] > 0 and run_info["run_seed"] == 1
+    header = (out / "synthetic.csv").read_text().splitlines()[0].split(",")
+    schema = json.loads((data / "heart_disease.schema.json").read_text())
+    assert header == [c["name"] for c in schema["columns"]] + [schema["task"]["target"]]
+
+
+def test_non_private_run_is_labelled(data):
+    r = _condense(data, "open", "--epsilon", "inf", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((data / "open" / "privacy.json").read_text())["private"] is False
+    assert "NOT differentially private" in r.stderr
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--epsilon", "0"], "ε must be > 0"),
+    (["--epsilon", "nan"], "epsilon"),
+    (["--delta", "0.5"], "δ"),
+    (["--sample-rate", "1.5"], "sample-rate"),
+    (["--models", "cox_ph"], "not a classification model family"),
+])
+def test_bad_privacy_parameters_are_refused_without_output(data, extra, needle):
+    r = _condense(data, "bad", *extra)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
+    assert not (data / "bad" / "synthetic.csv").exists()
+
+
+def test_ledger_refuses_an_over_budget_run_before_reading_data(data):
+    ledger = data / "ledger.json"
+    ok = _condense(data, "l1", "--epsilon", "1", "--ledger", str(ledger), "--budget", "1.2")
+    assert ok.returncode == 0, ok.stderr
+    before = ledger.read_bytes()
+    again = _condense(data, "l2", "--epsilon", "1", "--ledger", str(ledger), "--budget", "1.2")
+    assert again.returncode == 2 and "budget ε=1.2" in again.stderr
+    assert ledger.read_bytes() == before
+    assert not (data / "l2" / "synthetic.csv").exists()
