@@ -1,0 +1,75 @@
+"""The site's computation behind the ClientApp: a thin adapter around the protocol maths.
+
+:class:`CondensationHandler` is called with each validated :class:`RoundMessage` and the
+site's node config (``site-id``, ``data-path``, ``schema-path``). It loads and validates the
+site's table once per process, then answers
+
+* ``init`` requests with its noisy group sums (:func:`~fedcondense.protocol.federation.answer_init`),
+* ``round`` requests with its clipped, noised P-vector
+  (:func:`~fedcondense.protocol.federation.answer_round`).
+
+Noise and Poisson sampling use the operating system's CSPRNG unless the run is explicitly
+reproducible (``hyper["noise_seed"]``, simulations only), in which case the generator is keyed
+by (seed, site, round, attempt). Model fits are public and cached per process, so simulated
+sites sharing a process do not refit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedcondense.protocol.dp_mechanism import noise_generator
+from fedcondense.protocol.families import create_family
+from fedcondense.protocol.federation import FitCache, answer_init, answer_round
+from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.site_update import RoundConfig
+from fedcondense.protocol.synthetic_set import SyntheticSet
+
+_TABLES: dict[tuple[str, str], Any] = {}
+_CACHE = FitCache()
+
+
+def load_site(node_config: Mapping[str, Any]) -> tuple[Schema, Any]:
+    """The site's schema and validated table (cached per process)."""
+    from fedcondense.protocol.site_table import load_site_table
+
+    key = (str(node_config["schema-path"]), str(node_config["data-path"]))
+    if key not in _TABLES:
+        schema = Schema.load(key[0])
+        _TABLES[key] = (schema, load_site_table(key[1], schema))
+    return _TABLES[key]
+
+
+def _rng(message: RoundMessage, site: str) -> np.random.Generator:
+    seed = message.hyper.get("noise_seed")
+    if seed is None:
+        return noise_generator(None)[0]
+    party = zlib.crc32(site.encode()) * 1_000_003 + message.round_index * 101 + message.attempt
+    return noise_generator(int(seed), party=party)[0]
+
+
+@dataclass(frozen=True)
+class CondensationHandler:
+    """``handler(message, node_config) -> vector`` for :func:`fedcondense.client.app.make_client_app`."""
+
+    def __call__(self, message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarray:
+        site = str(node_config["site-id"])
+        schema, table = load_site(node_config)
+        rng = _rng(message, site)
+        if message.kind == "init":
+            return answer_init(table, schema, message.noise_std, rng)
+        h = message.hyper
+        synthetic = SyntheticSet.from_arrays(schema, dict(message.arrays))
+        families = {m: create_family(m, backend=str(h.get("backend", "auto")))
+                    for m in h["models"]}
+        rc = RoundConfig(int(h["run_seed"]), int(h["round_index"]), int(h["directions"]),
+                         float(h["mu"]), float(h["clip_norm"]), str(h["direction_kind"]))
+        q = float(h["sample_rate_by_site"][site])
+        vector, _ = answer_round(table, synthetic, families, rc, q, message.noise_std, rng, _CACHE)
+        return vector

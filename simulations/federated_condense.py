@@ -1,0 +1,123 @@
+"""A federated condensation run on one machine: orchestrator + sites over Flower.
+
+:func:`run_federated` connects the transport-free :class:`~fedcondense.server.orchestrator.Orchestrator`
+(synthetic set, optimiser, per-site accounting) to the Flower transport
+(:func:`~fedcondense.simulations.federated_run.simulate_transport`: SecAgg+ or plain sums,
+Ray simulation engine or the in-process grid) and to the sites'
+:class:`~fedcondense.client.site_handler.CondensationHandler`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedcondense.client.site_handler import CondensationHandler
+from fedcondense.protocol.condenser import CondenseConfig
+from fedcondense.protocol.federation import NoiseMode
+from fedcondense.protocol.messages import RoundMessage, pow2_scale
+from fedcondense.protocol.schema import Schema
+from fedcondense.server.orchestrator import Orchestrator, SiteInfo
+from fedcondense.server.secure_sum import RunReport, TransportConfig
+from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
+
+
+@dataclass
+class FederatedResult:
+    """The finished orchestrator and the transport's per-round report."""
+
+    orchestrator: Orchestrator
+    report: RunReport
+    wall_seconds: float
+    site_rows: dict[str, int] = field(default_factory=dict)
+
+
+def _message(orch: Orchestrator, schema: Schema, run_id: str, config: CondenseConfig,
+             clipping_range: float, reproducible: bool) -> RoundMessage:
+    n_max = max(s.n_records for s in orch.sites.values())
+    if orch.needs_init():
+        req = orch.init_request()
+        groups = 2 if schema.is_survival else schema.n_classes
+        dim = groups * (1 + orch_free_dim(schema))
+        bound = n_max + 8 * req.noise_std
+        arrays: dict[str, np.ndarray] = {}
+    else:
+        req = orch.round_request()
+        dim = config.directions
+        bound = config.clip_norm * n_max + 8 * req.noise_std
+        arrays = dict(req.synthetic or {})
+    hyper: dict[str, Any] = {"models": list(config.resolved_models(schema)),
+                             "backend": config.backend,
+                             "sample_rate_by_site": req.sample_rate_by_site,
+                             "run_seed": orch.run_seed, "round_index": req.round_index}
+    if req.round_config is not None:
+        rc = req.round_config
+        hyper.update({"directions": rc.n_directions, "mu": rc.mu, "clip_norm": rc.clip_norm,
+                      "direction_kind": rc.direction_kind})
+    if reproducible and config.seed is not None:
+        hyper["noise_seed"] = int(config.seed)
+    return RoundMessage(schema_hash=schema.hash(), run_id=run_id, round_index=req.round_index,
+                        round_seed=orch.run_seed % 2**63, reply_dim=dim,
+                        scale=pow2_scale(bound, clipping_range), noise_std=req.noise_std,
+                        kind=req.kind, arrays=arrays, hyper=hyper)  # type: ignore[arg-type]
+
+
+def orch_free_dim(schema: Schema) -> int:
+    from fedcondense.protocol.encoding import Encoder
+
+    return Encoder(schema).dim + (1 if schema.is_survival else 0)
+
+
+def run_federated(site_files: Sequence[Path], schema_path: Path, config: CondenseConfig, *,
+                  mode: NoiseMode = "distributed", secure: bool = True,
+                  threshold: int | None = None, backend: str = "ray",
+                  progress: Callable[[int, dict[str, float]], None] | None = None,
+                  extra_mods: Sequence[Any] = ()) -> FederatedResult:
+    """Condense jointly over ``site_files`` (one validated table per site)."""
+    from fedcondense.protocol.site_table import load_site_table
+
+    schema = Schema.load(schema_path)
+    tables = [load_site_table(p, schema) for p in site_files]
+    configs = default_site_configs(len(site_files), schema.hash(), allow_plaintext=not secure,
+                                   data_paths=[str(p) for p in site_files])
+    for cfg in configs:
+        cfg["schema-path"] = str(schema_path)
+    infos = [SiteInfo(c["site-id"], t.n_rows, config.sample_rate) for c, t in zip(configs, tables)]
+    n_sites = len(infos)
+    if threshold is None:
+        threshold = max(2, n_sites - 1) if secure and n_sites > 2 else n_sites
+    orch = Orchestrator(schema, config, infos, mode=mode, threshold=threshold)
+    run_id = f"simulate-{int(time.time())}"
+    transport = TransportConfig(expected_sites=n_sites, secure_aggregation=secure,
+                                min_sites=threshold if secure else None)
+    total = config.rounds + (1 if orch.needs_init() else 0)
+
+    def make_round(t: int) -> RoundMessage:
+        return _message(orch, schema, run_id, config, transport.clipping_range, True)
+
+    def on_sum(t: int, summed: np.ndarray | None, n: int, info: dict[str, Any]) -> None:
+        sent = [s for s, k in info.get("charges", {}).items() for _ in range(int(k))]
+        contributed = list(info.get("contributed", [])) if summed is not None else []
+        vec = np.zeros(1) if summed is None else np.asarray(summed, dtype=np.float64)
+        if orch.needs_init():
+            if summed is None or not orch.apply_init(vec, sent, contributed):
+                raise RuntimeError("the initialisation round did not reach enough sites")
+        else:
+            orch.apply_round(vec if summed is not None else np.zeros(config.directions), sent,
+                             contributed, {"wall_s": info.get("wall_s"),
+                                           "overhead_s": info.get("overhead_s"),
+                                           "site_compute_s": info.get("site_compute_s")})
+        if progress is not None:
+            progress(t, {"seconds": float(info.get("wall_s") or 0.0)})
+
+    t0 = time.perf_counter()
+    report = simulate_transport(CondensationHandler(), make_round, on_sum, rounds=total,
+                                config=transport, schema_hash=schema.hash(), site_configs=configs,
+                                backend=backend, extra_mods=extra_mods)
+    return FederatedResult(orch, report, time.perf_counter() - t0,
+                           {i.site_id: i.n_records for i in infos})
