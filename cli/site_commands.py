@@ -1,0 +1,266 @@
+"""``fedcondense site ...``: what a hospital's operator runs.
+
+* ``site check DATA --schema S.json`` — validate the local table before joining; prints
+  counts only (never values); exit 0 when ready, 2 with one line saying what to fix.
+* ``site status --config site.toml`` — the privacy ledger: budget, spent, remaining, runs and
+  rounds answered/refused.
+* ``site start --config site.toml`` — validate config, data, schema, key and ledger, then run
+  the Flower SuperNode in the foreground (for systemd) with TLS, node authentication and the
+  node config the ClientApp reads; its output goes to the configured log file.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any, Optional
+
+import typer
+
+from fedcondense.cli.main import app
+from fedcondense.protocol.errors import FedcondenseError
+
+site_app = typer.Typer(help="Site (hospital) operations: check data, ledger status, start "
+                       "the SuperNode.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+def _echo_counts(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['file']} (schema {summary['schema']})", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows read", str(summary["rows_read"]))
+    table.add_row("usable rows", str(summary["rows"]))
+    for label, n in summary.get("class_counts", {}).items():
+        table.add_row(f"class {label}", str(n))
+    if "events" in summary:
+        table.add_row("events", str(summary["events"]))
+        table.add_row("censored", str(summary["censored"]))
+    table.add_row("rows with empty cells", str(summary["dropped_missing"]))
+    for col, n in (summary.get("missing_by_column") or {}).items():
+        if n:
+            table.add_row(f"  empty in {col}", str(n))
+    table.add_row("values outside public bounds", str(summary["clipped"]))
+    for col, n in (summary.get("clipped_by_column") or {}).items():
+        if n:
+            table.add_row(f"  outside bounds in {col}", str(n))
+    Console().print(table)
+
+
+@site_app.command("check", help="Validate the site's table against the consortium schema "
+                  "(counts only). Exit 0 when it can join, 2 otherwise.")
+def site_check(
+    data: Path = typer.Argument(..., help="The site's table (CSV or Parquet)."),
+    schema_path: Path = typer.Option(..., "--schema", help="Consortium schema JSON."),
+    min_rows: int = typer.Option(10, "--min-rows", help="Fewest usable rows accepted."),
+) -> None:
+    from fedcondense.protocol.schema import Schema
+    from fedcondense.protocol.site_table import check_site_table
+
+    schema = Schema.load(schema_path)
+    summary = check_site_table(data, schema, min_rows=min_rows)
+    _echo_counts(summary)
+    if not summary["ready"]:
+        raise FedcondenseError(f"{data}: not ready to join: {'; '.join(summary['problems'])}. "
+                               f"Fix the file (sites never drop or clip silently).")
+    typer.echo(f"ready: {summary['rows']} rows match schema '{schema.name}' "
+               f"({schema.hash()[:12]}).")
+
+
+def _ledger_summary(path: Path) -> dict[str, Any]:
+    """Counts from a ledger file: runs, rounds answered (sampled rounds charged), refused."""
+    import json
+
+    from fedcondense.protocol.ledger import PrivacyLedger
+
+    book = PrivacyLedger.open(path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    answered = sum(int(e.spend.get("count", 1)) for e in book.events
+                   if e.spend.get("type") == "sampled_gaussian")
+    refusals = raw.get("refusals")
+    return {
+        "site": book.site, "epsilon_budget": book.epsilon_budget,
+        "delta_budget": book.delta_budget, "accountant": book.accountant,
+        "spent": book.spent(), "remaining": book.remaining(),
+        "runs": len({e.run_id for e in book.events}), "events": len(book.events),
+        "answered": answered,
+        "refused": len(refusals) if isinstance(refusals, list) else None,
+        "last": book.events[-1].timestamp if book.events else None,
+    }
+
+
+@site_app.command("status", help="Privacy budget spent/remaining and rounds answered/refused, "
+                  "from the site's ledger.")
+def site_status(
+    config: Path = typer.Option(..., "--config", help="The site's site.toml."),
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedcondense.deploy.site_config import load_site_config
+
+    cfg = load_site_config(config, check_files=False)
+    console = Console()
+    if not cfg.ledger.exists():
+        console.print(f"site {cfg.site_id}: no ledger yet at {cfg.ledger}; nothing spent of "
+                      f"ε={cfg.epsilon_budget:g} (δ={cfg.delta_budget:g}). It is created by "
+                      f"`fedcondense site start`.")
+        return
+    s = _ledger_summary(cfg.ledger)
+    table = Table(title=f"site {s['site']} — privacy ledger {cfg.ledger}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("budget ε / δ", f"{s['epsilon_budget']:g} / {s['delta_budget']:g}")
+    table.add_row(f"spent ε ({s['accountant']})", f"{s['spent']:.4g}")
+    table.add_row("remaining ε", f"{s['remaining']:.4g}")
+    table.add_row("runs", str(s["runs"]))
+    table.add_row("rounds answered", str(s["answered"]))
+    table.add_row("rounds refused", "not recorded" if s["refused"] is None else str(s["refused"]))
+    table.add_row("last spend", s["last"] or "never")
+    console.print(table)
+    if s["site"] != cfg.site_id or s["epsilon_budget"] != cfg.epsilon_budget \
+            or s["delta_budget"] != cfg.delta_budget:
+        typer.echo(f"warning: {cfg.source} says site {cfg.site_id}, ε={cfg.epsilon_budget:g}, "
+                   f"δ={cfg.delta_budget:g}; the ledger holds site {s['site']}, "
+                   f"ε={s['epsilon_budget']:g}, δ={s['delta_budget']:g} (the ledger wins; "
+                   f"`site start` refuses the mismatch).", err=True)
+
+
+def _check_node_key(path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
+    try:
+        key = load_ssh_private_key(path.read_bytes(), None)
+    except (ValueError, TypeError) as exc:
+        raise FedcondenseError(f"{path}: not an unencrypted OpenSSH private key ({exc}); "
+                               f"create one with `python -m fedcondense.deploy.pki node`.") \
+            from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise FedcondenseError(f"{path}: Flower needs an ECDSA (NIST curve) node key.")
+
+
+def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], str]:
+    """Validate everything ``site start`` needs; return (config, argv, summary line).
+
+    Raises :class:`FedcondenseError` (one line) for a bad config, a table that does not
+    match the schema (strict load: no dropping, no clipping), an unusable key or CA file, or
+    a ledger whose site/budget differ from the config. With ``create`` it creates the ledger
+    when absent and writes the node-config TOML; without, it writes nothing (dry run).
+    """
+    from fedcondense.deploy.pki import load_certificate
+    from fedcondense.deploy.processes import format_node_config, supernode_command
+    from fedcondense.deploy.site_config import load_site_config
+    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.schema import Schema
+    from fedcondense.protocol.site_table import load_site_table, summarize_site_table
+
+    cfg = load_site_config(config)
+    schema = Schema.load(cfg.schema)
+    summary = summarize_site_table(load_site_table(cfg.data, schema))
+    load_certificate(cfg.root_certificates)
+    _check_node_key(cfg.private_key)
+    if cfg.ledger.exists():
+        book = PrivacyLedger.open(cfg.ledger)
+        if (book.site, book.epsilon_budget, book.delta_budget) != \
+                (cfg.site_id, cfg.epsilon_budget, cfg.delta_budget):
+            raise FedcondenseError(
+                f"{cfg.ledger}: holds site {book.site} with ε={book.epsilon_budget:g}, "
+                f"δ={book.delta_budget:g}, but {cfg.source} says site {cfg.site_id}, "
+                f"ε={cfg.epsilon_budget:g}, δ={cfg.delta_budget:g}; a ledger's budget never "
+                f"changes: fix site.toml to match it.")
+    elif create:
+        book = PrivacyLedger.open(cfg.ledger, site=cfg.site_id,
+                                  epsilon_budget=cfg.epsilon_budget,
+                                  delta_budget=cfg.delta_budget)
+    else:
+        book = PrivacyLedger(cfg.ledger, cfg.site_id, cfg.epsilon_budget, cfg.delta_budget,
+                             "rdp", [])
+    node_config = cfg.state_dir / f"{cfg.site_id}.node-config.toml"
+    if create:
+        node_config.write_text(format_node_config(cfg.node_config()), encoding="utf-8")
+    argv = supernode_command(superlink=cfg.coordinator, root_certificates=cfg.root_certificates,
+                             private_key=cfg.private_key, node_config=node_config,
+                             runtime_port=cfg.runtime_port, max_wait_time=cfg.max_wait_time)
+    counts = summary.get("class_counts") or {"events": summary.get("events"),
+                                             "censored": summary.get("censored")}
+    line = (f"site {cfg.site_id}: {summary['rows']} rows {counts}, schema {schema.name} "
+            f"({schema.hash()[:12]}), ledger spent ε={book.spent():.4g} of "
+            f"{book.epsilon_budget:g}, coordinator {cfg.coordinator}")
+    return cfg, argv, line
+
+
+def _exit_reason(cfg: Any, rc: int, log: str) -> str:
+    """One line saying why the SuperNode stopped, read from its log."""
+    from fedcondense.deploy.processes import SUPERNODE_REFUSED, SUPERNODE_TLS_FAILED
+
+    if SUPERNODE_REFUSED.search(log):
+        return (f"the coordinator {cfg.coordinator} refused site {cfg.site_id}: its public key "
+                f"is not registered there (send {cfg.private_key.with_suffix('.pub')} to the "
+                f"coordinator for `flwr supernode register`); see {cfg.log_file}.")
+    if SUPERNODE_TLS_FAILED.search(log):
+        return (f"could not verify the coordinator {cfg.coordinator}'s TLS certificate with "
+                f"{cfg.root_certificates} (wrong ca.crt, or the certificate does not list this "
+                f"host name/IP); see {cfg.log_file}.")
+    lines = [ln for ln in log.splitlines() if "ERROR" in ln or "Exit Code" in ln]
+    detail = lines[-1].split("ERROR", 1)[-1].strip(" :") if lines else "no error logged"
+    return f"SuperNode exited with status {rc} ({detail}); see {cfg.log_file}."
+
+
+@site_app.command("start", help="Validate the site (config, data, key, ledger) and run its "
+                  "Flower SuperNode in the foreground; output goes to the log file.")
+def site_start(
+    config: Path = typer.Option(..., "--config", help="The site's site.toml."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the SuperNode "
+                                 "command line without starting it."),
+    flwr_home: Optional[Path] = typer.Option(None, "--flwr-home", envvar="FLWR_HOME",
+                                             help="Flower home (apps cache); default: "
+                                             "<log folder>/flwr."),
+) -> None:
+    import shlex
+
+    from fedcondense.deploy.processes import SUPERNODE_READY, ManagedProcess, flower_env
+
+    cfg, argv, line = prepare_site(config, create=not dry_run)
+    typer.echo(line)
+    if dry_run:
+        typer.echo(shlex.join(argv))
+        return
+    home = flwr_home or cfg.state_dir / "flwr"
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(cfg.log_file, "a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} fedcondense site start: {line}\n{stamp} command: "
+                 f"{shlex.join(argv)}\n")
+    proc = ManagedProcess(f"SuperNode of {cfg.site_id}", argv, cfg.log_file,
+                          env=flower_env(home), timestamps=True)
+    stopping: list[int] = []
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        proc.start()
+        typer.echo(f"SuperNode pid {proc.pid}; log: tail -f {cfg.log_file}")
+        announced = False
+        while not stopping:
+            rc = proc.poll()
+            if rc is not None:
+                raise FedcondenseError(_exit_reason(cfg, rc, proc.log_text()))
+            if not announced:
+                m = SUPERNODE_READY.search(proc.log_text())
+                if m:
+                    typer.echo(f"connected to {cfg.coordinator} as node {m.group(1)}")
+                    announced = True
+            time.sleep(0.5)
+        typer.echo("stopping SuperNode")
+    finally:
+        proc.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
