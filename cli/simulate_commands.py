@@ -21,6 +21,7 @@ def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Pa
     from fedcondense.protocol.schema import Schema
     from fedcondense.simulations.datasets import export_dataset, split_sites
 
+    work.mkdir(parents=True, exist_ok=True)
     given = sum([dataset is not None, bool(site_data), data is not None])
     if given != 1:
         raise FedcondenseError("give exactly one of --dataset NAME, --site-data A.csv B.csv ..., "
