@@ -24,7 +24,10 @@ Kaplan–Meier of the synthetic rows), which keeps every per-record loss defined
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -167,3 +170,24 @@ def kaplan_meier_at(time: np.ndarray, event: np.ndarray, horizons: tuple[float, 
         k = np.searchsorted(t, h, side="right")
         out[j] = surv[k - 1] if k > 0 else 1.0
     return np.clip(out, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------- speed
+_POOLS: list[Any] = [None, -1]  # cached threadpoolctl controller, len(sys.modules) when built
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run a block of tiny fits with every BLAS/OpenMP pool limited to one thread.
+
+    Fits on 20–50 rows are dominated by thread start-up and hand-off: multi-threaded BLAS made
+    a 50-row logistic regression ~20× slower here. ``threadpool_limits(1)`` rescans the loaded
+    libraries on every call (~4 ms), so the scan is cached and redone only when modules were
+    imported since (a new import may load a new pool). Parallelise across processes instead.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    if _POOLS[0] is None or _POOLS[1] != len(sys.modules):
+        _POOLS[0], _POOLS[1] = ThreadpoolController(), len(sys.modules)
+    with _POOLS[0].limit(limits=1):
+        yield

@@ -11,53 +11,70 @@ import warnings
 from typing import Any, Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from fedcondense.protocol.families import register
 from fedcondense.protocol.families.base import (
-    FitTargets, FittedBatch, ModelFamily, class_frequencies,
+    FitTargets, FittedBatch, ModelFamily, class_frequencies, single_threaded,
 )
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (population) std of the training set; std 0 → 1."""
+    """Mean and (population) std of the training set ``(m, d)``; std 0 → 1.
+
+    Returns
+    -------
+    mu, sd:
+        ``(d,)`` arrays such that ``(x - mu) / sd`` is the standardised set.
+    """
     mu = x.mean(axis=0)
     sd = x.std(axis=0)
     return mu, np.where(sd > 1e-12, sd, 1.0)
 
 
 class SklearnClassifier(ModelFamily):
-    """Shared loop: fit one estimator per synthetic set, map ``classes_`` into K columns."""
+    """Shared loop: fit one scikit-learn estimator per synthetic set.
+
+    ``models[b]`` is ``(estimator, mu, sd)``; prediction maps ``estimator.classes_`` into the
+    K columns of the schema's classes (a class absent from the fit gets probability 0). A set
+    the estimator rejects (non-finite values, a single class for some estimators, ...) gets
+    the smoothed class frequencies of the synthetic labels instead.
+    """
 
     task = "classification"
     standardise = False
 
     def make(self) -> Any:  # pragma: no cover - abstract
+        """A fresh, unfitted estimator with this family's parameters."""
         raise NotImplementedError
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
         assert targets.labels is not None
-        labels = np.asarray(targets.labels)
+        labels = np.asarray(targets.labels, dtype=np.int64)
+        k = int(targets.n_classes)
         models: list[Any] = []
         fallback: list[np.ndarray | None] = []
-        with threadpool_limits(1), warnings.catch_warnings():
+        self.make()  # import the estimator's module before the thread pools are limited
+        with single_threaded(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for b in range(X.shape[0]):
-                x = X[b]
+                x = np.asarray(X[b], dtype=np.float64)
                 mu, sd = standardiser(x) if self.standardise else (0.0, 1.0)
                 try:
+                    if not np.all(np.isfinite(x)):  # trees would accept NaN as "missing"
+                        raise ValueError("non-finite synthetic set")
                     est = self.make().fit((x - mu) / sd, labels)
                     models.append((est, mu, sd))
                     fallback.append(None)
                 except Exception:  # degenerate set: data-free prediction instead
                     models.append(None)
-                    fallback.append(class_frequencies(labels, targets.n_classes))
-        return FittedBatch(models, fallback, {"n_classes": targets.n_classes})
+                    fallback.append(class_frequencies(labels, k))
+        return FittedBatch(models, fallback, {"n_classes": k})
 
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         k = int(fitted.extra["n_classes"])
+        X_real = np.asarray(X_real, dtype=np.float64)
         out = np.zeros((fitted.size, len(X_real), k))
-        with threadpool_limits(1), warnings.catch_warnings():
+        with single_threaded(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for b, m in enumerate(fitted.models):
                 if m is None:
