@@ -96,8 +96,22 @@ class LogisticRegressionFamily(SklearnClassifier):
 
     name = "logistic_regression"
     defaults = {"C": 1.0, "max_iter": 1000}
-    backends = ("reference",)
+    backends = ("reference", "batched")
     standardise = True
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        if self.backend == "batched":  # torch Newton on all sets at once (batched_logistic)
+            from fedcondense.protocol.families import batched_backend
+
+            return batched_backend.fit_logistic(X, targets, self.params["C"])
+        return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if self.backend == "batched":
+            from fedcondense.protocol.families import batched_backend
+
+            return batched_backend.predict_logistic(fitted, X_real)
+        return super().predict_batch(fitted, X_real)
 
     def make(self) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -150,12 +164,24 @@ class KNNFamily(SklearnClassifier):
 
     name = "knn"
     defaults = {"n_neighbors": 5}
+    backends = ("reference", "batched")
     standardise = True
     _m = 0
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        if self.backend == "batched":  # one torch.cdist over all sets (batched_knn)
+            from fedcondense.protocol.families import batched_backend
+
+            return batched_backend.fit_knn(X, targets, self.params["n_neighbors"])
         self._m = X.shape[1]
         return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if self.backend == "batched":
+            from fedcondense.protocol.families import batched_backend
+
+            return batched_backend.predict_knn(fitted, X_real)
+        return super().predict_batch(fitted, X_real)
 
     def make(self) -> Any:
         from sklearn.neighbors import KNeighborsClassifier

@@ -82,6 +82,22 @@ class CoxPHFamily(SurvivalFamily):
 
     name = "cox_ph"
     defaults = {"penalizer": 0.1}
+    backends = ("reference", "batched")
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        if self.backend == "batched":  # torch Newton, Efron ties, Breslow baseline (batched_cox)
+            from fedcondense.protocol.families import batched_backend
+
+            assert time is not None
+            return batched_backend.fit_cox(X, targets, time, self.params["penalizer"])
+        return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if self.backend == "batched":
+            from fedcondense.protocol.families import batched_backend
+
+            return batched_backend.predict_cox(fitted, X_real)
+        return super().predict_batch(fitted, X_real)
 
     def fit_one_set(self, x: np.ndarray, time: np.ndarray, event: np.ndarray) -> Any:
         mu, sd = standardiser(x)
