@@ -128,7 +128,8 @@ def simulate_command(
     started = time.perf_counter()
     with round_progress(total, f"federating {len(files)} sites", disable=quiet) as advance:
         result = run_federated(files, schema_file, config, mode=noise, secure=secure,  # type: ignore[arg-type]
-                               threshold=threshold, backend=engine, progress=advance)
+                               threshold=threshold, backend=engine, progress=advance,
+                               checkpoint=out_dir / "checkpoint.npz")
     wall = time.perf_counter() - started
     orch = result.orchestrator
     rounds_info = result.report.rounds

@@ -14,14 +14,16 @@ every site's ε is at most the target.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fedcondense.protocol.accounting import epsilon_spent
+from fedcondense.protocol.checkpoint import Checkpoint
 from fedcondense.protocol.condenser import (
-    CondenseConfig, PrivacyPlan, init_noise_std, plan_privacy, public_init_rng,
+    CondenseConfig, PrivacyPlan, config_dict, init_noise_std, plan_privacy, public_init_rng,
 )
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.federation import NoiseMode, SiteAccount, site_noise_std
@@ -155,6 +157,16 @@ class Orchestrator:
         row.update({"applied": True, "grad_norm": float(np.linalg.norm(grad))})
         self.history.append(row)
         return True
+
+    def save(self, path: str | Path) -> None:
+        """Checkpoint the coordinator atomically (set, optimiser, round, per-site charges)."""
+        assert self.synthetic is not None
+        meta = {"mode": self.mode, "threshold": self.threshold,
+                "rounds_discarded": self.rounds_discarded,
+                "accounts": {k: asdict(a) for k, a in self.accounts.items()},
+                "config": config_dict(self.config)}
+        Checkpoint(self.synthetic, self.optimizer, self.rounds_done, self.run_seed, None,
+                   meta).save(path)
 
     def finished(self) -> bool:
         return self.rounds_done >= self.config.rounds

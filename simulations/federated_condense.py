@@ -77,8 +77,10 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
                   mode: NoiseMode = "distributed", secure: bool = True,
                   threshold: int | None = None, backend: str = "ray",
                   progress: Callable[[int, dict[str, float]], None] | None = None,
-                  extra_mods: Sequence[Any] = ()) -> FederatedResult:
-    """Condense jointly over ``site_files`` (one validated table per site)."""
+                  extra_mods: Sequence[Any] = (),
+                  checkpoint: Path | None = None) -> FederatedResult:
+    """Condense jointly over ``site_files`` (one validated table per site); with
+    ``checkpoint`` the coordinator state is written atomically after every round."""
     from fedcondense.protocol.site_table import load_site_table
 
     schema = Schema.load(schema_path)
@@ -112,6 +114,8 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
                              contributed, {"wall_s": info.get("wall_s"),
                                            "overhead_s": info.get("overhead_s"),
                                            "site_compute_s": info.get("site_compute_s")})
+        if checkpoint is not None and not orch.needs_init():
+            orch.save(checkpoint)
         if progress is not None:
             progress(t, {"seconds": float(info.get("wall_s") or 0.0)})
 

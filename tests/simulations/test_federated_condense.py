@@ -47,8 +47,9 @@ def test_dropped_site_is_charged_and_the_run_finishes(sites):
     schema, schema_path, files, _ = sites
     cfg = CondenseConfig(epsilon=2.0, sample_rate=0.5, **CFG)
     fault = StageFault(site_id="site-2", round_index=2, stage="collect_masked_vectors")
+    ck = files[0].parent / "coordinator.npz"
     fed = run_federated(files, schema_path, cfg, secure=True, backend="local", threshold=2,
-                        extra_mods=[fault])
+                        extra_mods=[fault], checkpoint=ck)
     orch = fed.orchestrator
     assert orch.finished() and orch.rounds_done == 3
     report = orch.privacy_report()
@@ -56,6 +57,11 @@ def test_dropped_site_is_charged_and_the_run_finishes(sites):
     # site-2 dropped in round 2 but is still charged for it (never less than the others)
     reqs = report["per_site_requests"]
     assert reqs["site-2"]["rounds"] >= 3 and reqs["site-2"]["rounds_contributed"] < 3
+    from fedcondense.protocol.checkpoint import Checkpoint
+
+    saved = Checkpoint.load(ck, schema)  # coordinator checkpoint after the last round
+    assert saved.round_index == 3 and np.array_equal(saved.synthetic.Z, orch.synthetic.Z)
+    assert saved.meta["accounts"]["site-2"]["round_requests"] == reqs["site-2"]["rounds"]
     eps = report["per_site"]
     assert eps["site-2"] >= min(eps["site-1"], eps["site-3"]) - 1e-12 > 0
 
