@@ -108,6 +108,8 @@ def per_record_differences(fits: RoundFits, records: Records, idx: np.ndarray) -
     """``(len(idx), P)``: each selected record's loss differences, summed over families."""
     p = fits.config.n_directions
     total = np.zeros((len(idx), p))
+    if len(idx) == 0:  # an empty Poisson sample: the site contributes noise only
+        return total
     for name, fam in fits.families.items():
         losses = per_record_losses(
             fam, fits.fitted[name], fits.synthetic, records, idx, fits.config.loss_floor

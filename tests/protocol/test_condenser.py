@@ -99,3 +99,18 @@ def test_condensation_beats_its_own_initialisation():
         syn = load_site_table(out, schema, min_rows=2)
         scores.append(utility(schema, "logistic_regression", as_table(syn), as_table(test))["auroc"])
     assert scores[1] > scores[0] + 0.05, scores
+
+
+def test_an_empty_poisson_sample_contributes_noise_only(heart):
+    schema, table = heart
+    res = condense(table, schema, CondenseConfig(**{**FAST, "rounds": 1}))
+    fams = {"decision_tree": create_family("decision_tree")}
+    fits = fit_round(res.synthetic, fams, RoundConfig(1, 1, 8, 0.1, 1.0))
+
+    class Tiny:
+        X, y, time, event = table.X[:1], table.y[:1], None, None
+
+    rng = np.random.default_rng(0)
+    quiet = site_update(Tiny, fits, 1e-9, 0.0, rng).vector
+    noisy = site_update(Tiny, fits, 1e-9, 2.0, rng).vector
+    assert np.all(quiet == 0) and noisy.std() > 0.5
