@@ -147,7 +147,11 @@ def simulate_command(
         "rounds": orch.history, "transport": rounds_info, "versions": package_versions(),
     }
     run["function_evaluations_per_second"] = run["function_evaluations"] / max(wall, 1e-9)
-    write_release(out_dir, orch.synthetic.decode(), orch.privacy_report(), run)  # type: ignore[union-attr]
+    privacy = orch.privacy_report()
+    privacy["noise_source"] = ("seeded (reproducible, not for release)" if seed is not None
+                               else "os-csprng at each site")
+    privacy["secure_aggregation"] = secure
+    write_release(out_dir, orch.synthetic.decode(), privacy, run)  # type: ignore[union-attr]
     typer.echo(f"wrote {out_dir / 'synthetic.csv'} ({len(files)} sites, "
                f"{'SecAgg+' if secure else 'plain sums'}, {noise} noise) in {wall:.1f} s")
     if not config.private:
