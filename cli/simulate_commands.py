@@ -110,6 +110,11 @@ def simulate_command(
 
     if noise not in ("local", "distributed"):
         raise FedcondenseError(f"--noise {noise!r}: use 'local' or 'distributed'.")
+    if noise == "distributed" and not secure and epsilon != float("inf"):
+        raise FedcondenseError(
+            "--noise distributed needs secure aggregation: without it the server sees each "
+            "site's vector carrying only a σ/√t noise share; use --noise local or drop "
+            "--no-secure-aggregation.")
     if engine not in ("ray", "local"):
         raise FedcondenseError(f"--engine {engine!r}: use 'ray' or 'local'.")
     inputs = [p for p in [data, schema_path, *site_data] if p is not None]

@@ -73,3 +73,15 @@ def test_ray_simulation_engine_with_secagg_matches_central(sites):
     central = condense(load_site_table(pooled, schema), schema, cfg)
     fed = run_federated(files, schema_path, cfg, secure=True, backend="ray")
     assert np.abs(fed.orchestrator.synthetic.Z - central.synthetic.Z).max() < 1e-3
+
+
+def test_distributed_noise_without_secure_aggregation_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "from fedcondense.cli.main import main; main()",
+                        "simulate", "--dataset", "heart_disease", "--sites", "3", "--out",
+                        str(tmp_path / "o"), "--no-secure-aggregation", "--noise", "distributed",
+                        "--engine", "local", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: --noise distributed needs secure")
+    assert not (tmp_path / "o" / "synthetic.csv").exists()
