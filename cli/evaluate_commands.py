@@ -34,7 +34,7 @@ def evaluate_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the random subsets."),
 ) -> None:
     from fedcondense.protocol.families import families_for_task
-    from fedcondense.protocol.ledger import atomic_write_text
+    from fedcondense.protocol.atomic_file import atomic_write_text
     from fedcondense.protocol.release import prepare_output_dir
     from fedcondense.protocol.site_table import load_site_table
     from fedcondense.simulations.evaluation import as_table, compare

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fedcondense.protocol.atomic_file import atomic_write_bytes
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.optimizer import Adam
 from fedcondense.protocol.schema import Schema
@@ -54,18 +53,7 @@ class Checkpoint:
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_bytes(p, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path, schema: Schema) -> "Checkpoint":

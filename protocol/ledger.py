@@ -13,14 +13,13 @@ Writes are atomic (temporary file + ``os.replace``), so a crash never leaves a t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fedcondense.protocol.accounting import AccountantName, Spend, epsilon_spent
+from fedcondense.protocol.atomic_file import atomic_write_text
 from fedcondense.protocol.errors import PrivacyError
 
 LEDGER_FORMAT = "fedcondense-ledger/1"
@@ -34,22 +33,6 @@ class LedgerEvent:
     run_id: str
     description: str
     spend: Spend
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (same-directory temp file, fsync, replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class PrivacyLedger:
