@@ -51,7 +51,8 @@ def run_dataset(name: str, args: argparse.Namespace, console: Console) -> list[d
     out: list[dict[str, object]] = []
     for seed in range(args.seeds):
         cfg = CondenseConfig(epsilon=args.epsilon, delta=args.delta, rows=rows, models=models,
-                             rounds=args.rounds, directions=args.directions, seed=seed)
+                             rounds=args.rounds, directions=args.directions, init=args.init,
+                             seed=seed)
         t0 = time.perf_counter()
         res = condense(train, schema, cfg)
         wall = time.perf_counter() - t0
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--directions", type=int, default=64)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--init", default="dp", choices=("dp", "random"))
     ap.add_argument("--subsets", type=int, default=20)
     ap.add_argument("--classification-models", default="")
     ap.add_argument("--survival-models", default="")
