@@ -22,12 +22,13 @@ from typing import Any, Callable
 import numpy as np
 
 from fedcondense.protocol.accounting import (
-    AccountantName, Calibration, Spend, calibrate, epsilon_spent, validate_privacy,
+    AccountantName, Calibration, Spend, calibrate, validate_privacy,
     validate_sample_rate,
 )
 from fedcondense.protocol.checkpoint import Checkpoint, restore_generator
 from fedcondense.protocol.dp_mechanism import noise_generator
-from fedcondense.protocol.errors import FedcondenseError, PrivacyError
+from fedcondense.protocol.encoding import Encoder
+from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families import create_family, families_for_task
 from fedcondense.protocol.families.base import ModelFamily
 from fedcondense.protocol.initialisation import (
@@ -38,7 +39,7 @@ from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_update import (
     Records, RoundConfig, apply_update, fit_round, site_update,
 )
-from fedcondense.protocol.synthetic_set import SyntheticSet
+from fedcondense.protocol.synthetic_set import SyntheticSet, free_dim
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,12 @@ def make_families(config: CondenseConfig, schema: Schema) -> dict[str, ModelFami
     return {m: create_family(m, backend=config.backend) for m in config.resolved_models(schema)}
 
 
-def free_coordinates(records: Records, synthetic_like: SyntheticSet) -> np.ndarray:
+def free_coordinates(records: Records, schema: Schema) -> np.ndarray:
     """Real records in the synthetic set's free coordinates (features [+ encoded log-time])."""
-    if not synthetic_like.schema.is_survival:
+    if not schema.is_survival:
         return records.X
     assert records.time is not None
-    u = synthetic_like.encoder.encode_time(records.time)
+    u = Encoder(schema).encode_time(records.time)
     return np.concatenate([records.X, u[:, None]], axis=1)
 
 
@@ -260,8 +261,7 @@ def public_init_rng(run_seed: int) -> np.random.Generator:
 def init_group_sums(records: Records, schema: Schema, noise_std: float,
                     rng: np.random.Generator) -> np.ndarray:
     """A data holder's noisy ``[count, sum of free coordinates]`` per group, ``(G, 1 + D)``."""
-    probe = build_synthetic_set(schema, 2, np.random.default_rng(0))
-    free = free_coordinates(records, probe)
+    free = free_coordinates(records, schema)
     groups, n_groups = record_groups(records, schema)
     return noisy_group_sums(free, groups, n_groups, noise_std, rng)
 
@@ -270,8 +270,7 @@ def init_noise_std(plan: PrivacyPlan, schema: Schema) -> float:
     """Total noise std per coordinate of the initialisation sums (σ_init · Δ)."""
     if plan.calibration is None:
         return 0.0
-    probe = build_synthetic_set(schema, 2, np.random.default_rng(0))
-    return plan.sigma_init * sensitivity(probe.Z.shape[1])
+    return plan.sigma_init * sensitivity(free_dim(schema))
 
 
 def initial_synthetic_set(records: Records, schema: Schema, config: CondenseConfig,
@@ -283,13 +282,6 @@ def initial_synthetic_set(records: Records, schema: Schema, config: CondenseConf
         stats = statistics_from_sums(sums)
     return build_synthetic_set(schema, config.rows, public_init_rng(run_seed), stats,
                                config.init_spread)
-
-
-def spent_epsilon(plan: PrivacyPlan, delta: float, accountant: AccountantName) -> float:
-    """ε of the plan's spends at ``delta`` (for reports at another δ)."""
-    if plan.calibration is None:
-        raise PrivacyError("a non-private run spends no finite ε")
-    return epsilon_spent(plan.spends, delta, accountant)
 
 
 def config_dict(config: CondenseConfig) -> dict[str, Any]:

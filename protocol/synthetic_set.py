@@ -134,6 +134,11 @@ class SyntheticSet:
         return cls(schema, z, labels=t)
 
 
+def free_dim(schema: Schema) -> int:
+    """Number of free coordinates D per synthetic row: encoded features [+ log-time]."""
+    return Encoder(schema).dim + (1 if schema.is_survival else 0)
+
+
 def balanced_labels(n_classes: int, rows_per_class: int) -> np.ndarray:
     """``rows_per_class`` rows of each class, in class order."""
     return np.repeat(np.arange(n_classes, dtype=np.int64), rows_per_class)

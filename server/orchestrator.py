@@ -32,7 +32,7 @@ from fedcondense.protocol.optimizer import Adam
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_update import RoundConfig, apply_update
 from fedcondense.protocol.directions import make_directions
-from fedcondense.protocol.synthetic_set import SyntheticSet
+from fedcondense.protocol.synthetic_set import SyntheticSet, free_dim
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,8 @@ class Orchestrator:
         self._charge("init", sent)
         if not self._enough(contributed):
             return False
-        probe = build_synthetic_set(self.schema, 2, np.random.default_rng(0))
         groups = 2 if self.schema.is_survival else self.schema.n_classes
-        self._build(np.asarray(summed, dtype=np.float64).reshape(groups, 1 + probe.Z.shape[1]))
+        self._build(np.asarray(summed, dtype=np.float64).reshape(groups, 1 + free_dim(self.schema)))
         return True
 
     def apply_round(self, summed: np.ndarray, sent: list[str], contributed: list[str],

@@ -22,6 +22,7 @@ from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.federation import NoiseMode
 from fedcondense.protocol.messages import RoundMessage, pow2_scale
 from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.synthetic_set import free_dim
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.server.secure_sum import RunReport, TransportConfig
 from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
@@ -43,7 +44,7 @@ def _message(orch: Orchestrator, schema: Schema, run_id: str, config: CondenseCo
     if orch.needs_init():
         req = orch.init_request()
         groups = 2 if schema.is_survival else schema.n_classes
-        dim = groups * (1 + orch_free_dim(schema))
+        dim = groups * (1 + free_dim(schema))
         bound = n_max + 8 * req.noise_std
         arrays: dict[str, np.ndarray] = {}
     else:
@@ -65,12 +66,6 @@ def _message(orch: Orchestrator, schema: Schema, run_id: str, config: CondenseCo
                         round_seed=orch.run_seed % 2**63, reply_dim=dim,
                         scale=pow2_scale(bound, clipping_range), noise_std=req.noise_std,
                         kind=req.kind, arrays=arrays, hyper=hyper)  # type: ignore[arg-type]
-
-
-def orch_free_dim(schema: Schema) -> int:
-    from fedcondense.protocol.encoding import Encoder
-
-    return Encoder(schema).dim + (1 if schema.is_survival else 0)
 
 
 def run_federated(site_files: Sequence[Path], schema_path: Path, config: CondenseConfig, *,
