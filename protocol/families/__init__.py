@@ -19,8 +19,13 @@ def register(cls: type[ModelFamily]) -> type[ModelFamily]:
     return cls
 
 
-def create_family(name: str, backend: str = "auto", **params: Any) -> ModelFamily:
-    """Instantiate family ``name``; ``backend="auto"`` picks "batched" where available."""
+def create_family(name: str, backend: str = "auto", device: str = "auto",
+                  **params: Any) -> ModelFamily:
+    """Instantiate family ``name``; ``backend="auto"`` picks "batched" where available.
+
+    ``device`` (``"auto"`` | ``"cpu"`` | ``"cuda"``) places torch backends; ``"auto"`` uses
+    CUDA when torch sees one. Library backends accept only ``"auto"``/``"cpu"``.
+    """
     _load_builtin()
     if name not in FAMILIES:
         raise ValueError(
@@ -29,7 +34,7 @@ def create_family(name: str, backend: str = "auto", **params: Any) -> ModelFamil
     cls = FAMILIES[name]
     if backend == "auto":
         backend = "batched" if "batched" in cls.backends else "reference"
-    return cls(backend=backend, **params)
+    return cls(backend=backend, device=device, **params)
 
 
 def families_for_task(task: str) -> list[str]:

@@ -88,6 +88,11 @@ class ModelFamily(ABC):
     backend:
         ``"reference"`` (the library estimator, one fit per set) or ``"batched"`` (one torch
         computation over all sets) where the family has one.
+    device:
+        Where torch computations run: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``
+        or ``"cuda"`` / ``"cuda:N"``. Only a backend that runs on torch (:attr:`uses_torch`)
+        can use CUDA; the library backends refuse anything but ``"auto"``/``"cpu"``.
+        Resolved lazily (:attr:`device`), so library families never import torch.
     **params:
         Hyper-parameters overriding :attr:`defaults`.
     """
@@ -96,12 +101,19 @@ class ModelFamily(ABC):
     task: ClassVar[TaskType]
     defaults: ClassVar[dict[str, Any]] = {}
     backends: ClassVar[tuple[str, ...]] = ("reference",)
+    torch_backends: ClassVar[tuple[str, ...]] = ("batched",)  # backends that compute with torch
 
-    def __init__(self, backend: str = "reference", **params: Any) -> None:
+    def __init__(self, backend: str = "reference", device: str = "auto", **params: Any) -> None:
         if backend not in self.backends:
             raise ValueError(
                 f"model family '{self.name}' has no '{backend}' backend; use one of {self.backends}"
             )
+        device, on_torch = str(device), backend in self.torch_backends
+        if device not in ("auto", "cpu") and not (on_torch and device.split(":")[0] == "cuda"):
+            options = ("'auto', 'cpu' or 'cuda'" if on_torch else
+                       f"'auto' or 'cpu' (its {backend} backend runs on the CPU only)")
+            raise ValueError(f"model family '{self.name}': device '{device}' is not possible; "
+                             f"use {options}")
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise ValueError(
@@ -109,7 +121,21 @@ class ModelFamily(ABC):
                 f"known: {', '.join(sorted(self.defaults)) or 'none'}"
             )
         self.backend = backend
+        self.device_request = device
+        self._device: str | None = resolve_device(device) if device != "auto" else None
         self.params: dict[str, Any] = {**self.defaults, **params}
+
+    @property
+    def uses_torch(self) -> bool:
+        """Whether this family's backend computes with torch (and can use CUDA)."""
+        return self.backend in self.torch_backends
+
+    @property
+    def device(self) -> str:
+        """The resolved torch device: ``"cpu"`` or ``"cuda[:N]"`` (see :func:`resolve_device`)."""
+        if self._device is None:
+            self._device = resolve_device(self.device_request) if self.uses_torch else "cpu"
+        return self._device
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -147,6 +173,29 @@ class ModelFamily(ABC):
     def predict_one(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         """Predictions of a size-1 batch: ``(n, K)`` or ``(n, H)``."""
         return self.predict_batch(fitted, X_real)[0]
+
+
+# ---------------------------------------------------------------------- devices
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``; explicit names checked.
+
+    Raises
+    ------
+    ValueError
+        ``"cuda"`` was asked for but torch has no usable CUDA device.
+    """
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.split(":")[0] == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device '{device}' asked for, but torch sees no CUDA device "
+                             f"(torch {torch.__version__}); use device='cpu' or 'auto'")
+        return device
+    raise ValueError(f"unknown device '{device}'; use 'auto', 'cpu' or 'cuda'")
 
 
 # ---------------------------------------------------------------------- fallbacks

@@ -7,7 +7,9 @@ seeded with ``random_state`` (every set starts from the same weights; the global
 untouched). The B networks of a batch are independent; they are trained together with
 batched matrix products and hand-written gradients (no autograd graph, no optimizer object:
 ~3× less per-step overhead on tiny sets), so a batch costs about as much as one network.
-Runs on CUDA when ``device="cuda"``; on CPU the fit runs with one intra-op thread.
+Runs on the family's ``device`` (``"auto"``: CUDA when present); on CPU the fit runs with one
+intra-op thread. There is no separate library reference: ``backend="reference"`` and
+``"batched"`` run this same code (the conformance suite checks they agree exactly).
 """
 
 from __future__ import annotations
@@ -91,14 +93,14 @@ class MLPFamily(ModelFamily):
 
     name = "mlp"
     task = "classification"
-    defaults = {"hidden": 32, "steps": 200, "lr": 0.01, "weight_decay": 1e-3, "random_state": 0,
-                "device": "cpu"}
+    defaults = {"hidden": 32, "steps": 200, "lr": 0.01, "weight_decay": 1e-3, "random_state": 0}
     backends = ("reference", "batched")
+    torch_backends = ("reference", "batched")
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
         assert targets.labels is not None
         p = self.params
-        dev = torch.device(p["device"])
+        dev = torch.device(self.device)
         labels = np.asarray(targets.labels, dtype=np.int64)
         k, h = int(targets.n_classes), int(p["hidden"])
         X = np.asarray(X, dtype=np.float64)
