@@ -59,11 +59,17 @@ class CondensationHandler:
     """``handler(message, node_config) -> vector`` for :func:`fedcondense.client.app.make_client_app`."""
 
     def __call__(self, message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarray:
+        return self.answer(message, node_config)[0]
+
+    def answer(self, message: RoundMessage,
+               node_config: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, float]]:
+        """The reply vector and the site's own timings (``fit``, ``predict``, ``privacy``;
+        empty for ``init``). Timings stay at the site; only a simulation reads them."""
         site = str(node_config["site-id"])
         schema, table = load_site(node_config)
         rng = _rng(message, site)
         if message.kind == "init":
-            return answer_init(table, schema, message.noise_std, rng)
+            return answer_init(table, schema, message.noise_std, rng), {}
         h = message.hyper
         synthetic = SyntheticSet.from_arrays(schema, dict(message.arrays))
         families = {m: create_family(m, backend=str(h.get("backend", "auto")))
@@ -71,5 +77,4 @@ class CondensationHandler:
         rc = RoundConfig(int(h["run_seed"]), int(h["round_index"]), int(h["directions"]),
                          float(h["mu"]), float(h["clip_norm"]), str(h["direction_kind"]))
         q = float(h["sample_rate_by_site"][site])
-        vector, _ = answer_round(table, synthetic, families, rc, q, message.noise_std, rng, _CACHE)
-        return vector
+        return answer_round(table, synthetic, families, rc, q, message.noise_std, rng, _CACHE)
