@@ -278,8 +278,9 @@ def initial_synthetic_set(records: Records, schema: Schema, config: CondenseConf
     """DP (noisy group means, σ_init) or data-free initial set; row placement is public."""
     stats = None
     if config.init == "dp":
-        sums = init_group_sums(records, schema, init_noise_std(plan, schema), rng)
-        stats = statistics_from_sums(sums)
+        noise_std = init_noise_std(plan, schema)
+        sums = init_group_sums(records, schema, noise_std, rng)
+        stats = statistics_from_sums(sums, noise_std)
     return build_synthetic_set(schema, config.rows, public_init_rng(run_seed), stats,
                                config.init_spread)
 

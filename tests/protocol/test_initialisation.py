@@ -42,3 +42,41 @@ def test_built_sets_are_balanced_inside_bounds_and_decode():
     table = syn.decode()
     assert list(table.columns) == ["a", "c", "t"]
     assert table["a"].between(0, 10).all() and set(table["c"]) <= {"x", "y", "z"}
+
+
+def _two_group_sums(diff: float, noise_std: float, dim: int, n: int, rng: np.random.Generator):
+    """Noisy sums of two groups of ``n`` records whose true means differ by ``diff`` per coordinate."""
+    centre = np.full(dim, 0.1)
+    means = np.stack([centre - diff / 2, centre + diff / 2])
+    sums = np.concatenate([np.full((2, 1), float(n)), n * means], axis=1)
+    return sums + rng.normal(0.0, noise_std, size=sums.shape), means
+
+
+def test_shrinkage_matches_the_james_stein_factor():
+    rng = np.random.default_rng(2)
+    sums, _ = _two_group_sums(0.2, 30.0, 20, 100, rng)
+    stats = statistics_from_sums(sums, 30.0)
+    counts = sums[:, 0]
+    raw = sums[:, 1:] / counts[:, None]
+    w = counts / counts.sum()
+    pooled = w @ raw
+    var = (30.0 / counts) ** 2
+    dev_var0 = (1 - w[0]) ** 2 * var[0] + w[1] ** 2 * var[1]
+    dev0 = raw[0] - pooled
+    factor = max(0.0, 1 - 18 * dev_var0 / (dev0 @ dev0))
+    np.testing.assert_allclose(stats.means[0], np.clip(pooled + factor * dev0, -1, 1))
+
+
+def test_noise_dominated_group_differences_are_shrunk_and_clear_ones_kept():
+    rng = np.random.default_rng(3)
+    gaps_noisy, gaps_clear = [], []
+    for _ in range(50):
+        sums, _ = _two_group_sums(0.0, 50.0, 20, 100, rng)  # no true difference, noise 0.5/coord
+        raw = sums[:, 1:] / sums[:, :1]
+        shrunk = statistics_from_sums(sums, 50.0).means
+        gaps_noisy.append(np.linalg.norm(shrunk[1] - shrunk[0]) / np.linalg.norm(raw[1] - raw[0]))
+        sums, truth = _two_group_sums(0.8, 5.0, 20, 100, rng)  # clear difference, noise 0.05
+        shrunk = statistics_from_sums(sums, 5.0).means
+        gaps_clear.append(np.linalg.norm(shrunk[1] - shrunk[0]) / np.linalg.norm(truth[1] - truth[0]))
+    assert np.mean(gaps_noisy) < 0.35  # spurious separation mostly removed
+    assert 0.9 < np.mean(gaps_clear) < 1.1  # real separation kept
