@@ -13,6 +13,7 @@ every site's ε is at most the target.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,8 +119,8 @@ class Orchestrator:
     def _enough(self, contributed: list[str]) -> bool:
         return self.mode != "distributed" or len(contributed) >= self.threshold
 
-    def _build(self, sums: np.ndarray | None) -> None:
-        stats = None if sums is None else statistics_from_sums(sums)
+    def _build(self, sums: np.ndarray | None, noise_std: float = 0.0) -> None:
+        stats = None if sums is None else statistics_from_sums(sums, noise_std)
         self.synthetic = build_synthetic_set(self.schema, self.config.rows,
                                              public_init_rng(self.run_seed), stats,
                                              self.config.init_spread)
@@ -130,7 +131,9 @@ class Orchestrator:
         if not self._enough(contributed):
             return False
         groups = 2 if self.schema.is_survival else self.schema.n_classes
-        self._build(np.asarray(summed, dtype=np.float64).reshape(groups, 1 + free_dim(self.schema)))
+        per_site = site_noise_std(init_noise_std(self.plan, self.schema), self.mode, self.threshold)
+        self._build(np.asarray(summed, dtype=np.float64).reshape(groups, 1 + free_dim(self.schema)),
+                    per_site * math.sqrt(len(contributed)))
         return True
 
     def apply_round(self, summed: np.ndarray, sent: list[str], contributed: list[str],
