@@ -80,6 +80,7 @@ def simulate_command(
     noise: str = typer.Option("distributed", "--noise", help="'local' (each site adds full noise) or 'distributed' (σ/√t each)."),
     threshold: Optional[int] = typer.Option(None, "--threshold", help="Minimum surviving sites t (default K-1, at least 2)."),
     engine: str = typer.Option("ray", "--engine", help="'ray' (Flower simulation engine) or 'local' (in-process grid)."),
+    site_processes: int = typer.Option(1, "--site-processes", help="Ray processes running the simulated sites; 1 (default) shares each round's public model fits across all sites."),
     epsilon: float = typer.Option(1.0, "--epsilon", help="ε per site; 'inf' = no noise (non-private)."),
     delta: float = typer.Option(1e-5, "--delta", help="δ; must be < 1/n of the smallest site."),
     rows_per_class: Optional[int] = typer.Option(None, "--rows-per-class", help="Rows per class (classification; default 10)."),
@@ -107,6 +108,7 @@ def simulate_command(
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
     from fedcondense.simulations.federated_condense import run_federated
+    from fedcondense.simulations.round_timing import split_table, split_totals
 
     if noise not in ("local", "distributed"):
         raise FedcondenseError(f"--noise {noise!r}: use 'local' or 'distributed'.")
@@ -117,6 +119,8 @@ def simulate_command(
             "--no-secure-aggregation.")
     if engine not in ("ray", "local"):
         raise FedcondenseError(f"--engine {engine!r}: use 'ray' or 'local'.")
+    if site_processes < 1:
+        raise FedcondenseError(f"--site-processes {site_processes}: use 1 or more.")
     inputs = [p for p in [data, schema_path, *site_data] if p is not None]
     out_dir = prepare_output_dir(out, inputs)
     files, schema_file = _site_files(dataset, site_data, data, schema_path, sites, partition,
@@ -134,7 +138,8 @@ def simulate_command(
     with round_progress(total, f"federating {len(files)} sites", disable=quiet) as advance:
         result = run_federated(files, schema_file, config, mode=noise, secure=secure,  # type: ignore[arg-type]
                                threshold=threshold, backend=engine, progress=advance,
-                               checkpoint=out_dir / "checkpoint.npz")
+                               checkpoint=out_dir / "checkpoint.npz",
+                               site_processes=site_processes)
     wall = time.perf_counter() - started
     orch = result.orchestrator
     rounds_info = result.report.rounds
@@ -148,15 +153,30 @@ def simulate_command(
         "wall_seconds": wall, "handshake_seconds": result.report.handshake_s,
         "site_compute_seconds": sum(compute),
         "framework_overhead_seconds": sum(r.get("overhead_s", 0.0) for r in rounds_info),
+        "site_processes": site_processes,
         "function_evaluations": 2 * config.directions * len(config.resolved_models(schema)) * rounds,
+        "time_split_seconds": split_totals(orch.history),
         "rounds": orch.history, "transport": rounds_info, "versions": package_versions(),
     }
     run["function_evaluations_per_second"] = run["function_evaluations"] / max(wall, 1e-9)
+    fit_s = run["time_split_seconds"]["fit_s"]
+    run["function_evaluations_per_fit_second"] = run["function_evaluations"] / fit_s if fit_s else None
+    for row in orch.history:
+        if row.get("time_split_s") and row["time_split_s"]["fit_s"] > 0:
+            row["function_evaluations_per_second"] = (
+                2 * config.directions * len(config.resolved_models(schema))
+                / row["time_split_s"]["wall_s"])
     privacy = orch.privacy_report()
     privacy["noise_source"] = ("seeded (reproducible, not for release)" if seed is not None
                                else "os-csprng at each site")
     privacy["secure_aggregation"] = secure
     write_release(out_dir, orch.synthetic.decode(), privacy, run)  # type: ignore[union-attr]
+    if not quiet:
+        from rich.console import Console
+
+        Console(stderr=True, width=100).print(split_table(
+            orch.history, f"round time split ({len(files)} sites, {site_processes} site "
+            f"process{'es' if site_processes > 1 else ''}, {engine} engine)"))
     typer.echo(f"wrote {out_dir / 'synthetic.csv'} ({len(files)} sites, "
                f"{'SecAgg+' if secure else 'plain sums'}, {noise} noise) in {wall:.1f} s")
     if not config.private:

@@ -4,11 +4,20 @@
 (synthetic set, optimiser, per-site accounting) to the Flower transport
 (:func:`~fedcondense.simulations.federated_run.simulate_transport`: SecAgg+ or plain sums,
 Ray simulation engine or the in-process grid) and to the sites'
-:class:`~fedcondense.client.site_handler.CondensationHandler`.
+:class:`~fedcondense.client.site_handler.CondensationHandler` (as
+:class:`~fedcondense.simulations.round_timing.TimedSiteHandler`, which also logs each site's
+fit/predict/privacy seconds on this machine for the round split in ``run.json``).
+
+Fit sharing: the fits on ``S ± μU`` never touch private data, so by default
+(``site_processes=1``) every simulated site runs in one Ray actor process, in turn, and the
+per-process :class:`~fedcondense.protocol.federation.FitCache` makes the first site of a
+round fit and the others reuse its fitted models: one fit per round instead of K. Fitted
+models never leave that process (nothing is pickled or sent); a deployed site fits for itself.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.client.site_handler import CondensationHandler
 from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.federation import NoiseMode
 from fedcondense.protocol.messages import RoundMessage, pow2_scale
@@ -26,6 +34,7 @@ from fedcondense.protocol.synthetic_set import free_dim
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.server.secure_sum import RunReport, TransportConfig
 from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
+from fedcondense.simulations.round_timing import TimedSiteHandler, read_site_timings, round_split
 
 
 @dataclass
@@ -73,9 +82,13 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
                   threshold: int | None = None, backend: str = "ray",
                   progress: Callable[[int, dict[str, float]], None] | None = None,
                   extra_mods: Sequence[Any] = (),
-                  checkpoint: Path | None = None) -> FederatedResult:
+                  checkpoint: Path | None = None,
+                  site_processes: int | None = 1) -> FederatedResult:
     """Condense jointly over ``site_files`` (one validated table per site); with
-    ``checkpoint`` the coordinator state is written atomically after every round."""
+    ``checkpoint`` the coordinator state is written atomically after every round.
+    ``site_processes``: Ray actor processes for the sites (1: all sites share one process and
+    its fits; ``None``: one per CPU, each process fitting for itself). Each history row gets
+    its ``time_split_s`` (:func:`~fedcondense.simulations.round_timing.round_split`)."""
     from fedcondense.protocol.site_table import load_site_table
 
     schema = Schema.load(schema_path)
@@ -115,8 +128,15 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
             progress(t, {"seconds": float(info.get("wall_s") or 0.0)})
 
     t0 = time.perf_counter()
-    report = simulate_transport(CondensationHandler(), make_round, on_sum, rounds=total,
-                                config=transport, schema_hash=schema.hash(), site_configs=configs,
-                                backend=backend, extra_mods=extra_mods)
+    with tempfile.TemporaryDirectory(prefix="fedcondense-timings-") as timing_dir:
+        report = simulate_transport(TimedSiteHandler(timing_dir=timing_dir), make_round, on_sum,
+                                    rounds=total, config=transport, schema_hash=schema.hash(),
+                                    site_configs=configs, backend=backend, extra_mods=extra_mods,
+                                    site_processes=site_processes)
+        timings = read_site_timings(timing_dir)
+    for row in orch.history:
+        sites = timings.get(int(row["round"]), {})
+        if sites and row.get("wall_s") is not None:
+            row["time_split_s"] = round_split(float(row["wall_s"]), sites)
     return FederatedResult(orch, report, time.perf_counter() - t0,
                            {i.site_id: i.n_records for i in infos})

@@ -23,6 +23,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,8 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
                        rounds: int, config: TransportConfig, schema_hash: str,
                        site_configs: Sequence[Mapping[str, Any]] | None = None,
                        backend: str = "ray", extra_mods: Sequence[Any] = (),
-                       num_cpus: int = 2, verbose: bool = False) -> RunReport:
+                       num_cpus: int = 2, site_processes: int | None = None,
+                       poll_interval: float | None = 0.01, verbose: bool = False) -> RunReport:
     """Run ``rounds`` rounds with ``config.expected_sites`` simulated sites.
 
     Parameters
@@ -147,7 +149,16 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
         Flower's Ray simulation engine, or the in-process :class:`LocalGrid`.
     extra_mods : client mods placed before ``secaggplus_mod`` (fault injection).
     num_cpus : int
-        CPUs Ray may use (each client takes one).
+        CPUs Ray may use.
+    site_processes : int, optional
+        Ray actor processes that run the simulated sites (each takes ``num_cpus //
+        site_processes`` CPUs); default one per CPU. ``1`` runs every site in one process, in
+        turn, so per-process state — the public :class:`~fedcondense.protocol.federation.FitCache`
+        — is shared by all simulated sites (only the ``"ray"`` backend; ``"local"`` is one
+        process anyway).
+    poll_interval : float, optional
+        Seconds between the Ray engine's internal queue polls (Flower's own: 0.1 s; see
+        :mod:`fedcondense.simulations.engine_polling`); ``None`` keeps Flower's.
     verbose : bool
         Flower debug logging.
 
@@ -175,12 +186,16 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         from flwr.simulation import run_simulation
 
-        backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+        from fedcondense.simulations.engine_polling import fast_polling
+
+        per_actor = max(1, num_cpus // site_processes) if site_processes else 1
+        backend_config = {"client_resources": {"num_cpus": per_actor, "num_gpus": 0.0},
                           "init_args": {"num_cpus": num_cpus, "include_dashboard": False}}
         try:
-            run_simulation(server_app=make_server_app(session), client_app=client_app,
-                           num_supernodes=n, backend_config=backend_config,  # type: ignore[arg-type]
-                           verbose_logging=verbose)
+            with fast_polling(poll_interval) if poll_interval else nullcontext():
+                run_simulation(server_app=make_server_app(session), client_app=client_app,
+                               num_supernodes=n, backend_config=backend_config,  # type: ignore[arg-type]
+                               verbose_logging=verbose)
         except BaseException:
             if session.error is None:
                 raise
