@@ -52,6 +52,7 @@ def condense_command(
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
     from fedcondense.protocol.site_table import load_site_table
+    from fedcondense.simulations.round_timing import central_split
 
     schema = Schema.load(schema_path)
     config = condense_config_from_options(
@@ -84,6 +85,7 @@ def condense_command(
         result = condense(table, schema, config, progress=advance)
     wall = time.perf_counter() - started
 
+    per_round = 2 * config.directions * len(config.resolved_models(schema))  # fits per round
     privacy = result.privacy_report(config, table.n_rows, mode="central")
     if book is not None:
         privacy["ledger"] = {"path": str(ledger), "epsilon_spent_total": book.spent(),
@@ -100,7 +102,7 @@ def condense_command(
         "secure_aggregation": False,
         "models": list(config.resolved_models(schema)),
         "wall_seconds": wall,
-        "time_split_seconds": result.timings,
+        "time_split_seconds": central_split(result.timings, result.history, wall, per_round),
         "function_evaluations": result.function_evaluations,
         "function_evaluations_per_second": result.function_evaluations / max(wall, 1e-9),
         "rounds": result.history,

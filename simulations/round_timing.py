@@ -109,3 +109,25 @@ def split_table(rows: Sequence[Mapping[str, Any]], title: str) -> Any:
         add("median", {k: statistics.median(s[k] for s in splits) for k in keys})
         add(f"all {len(splits)}", split_totals(rows))
     return table
+
+
+def central_split(totals: Mapping[str, float], history: Sequence[dict[str, Any]],
+                  wall_s: float, evaluations_per_round: int) -> dict[str, float]:
+    """``condense``'s split: the condenser's totals plus ``framework_s`` (everything else of
+    the wall time: initialisation, accounting, the loop itself); each history row gets its
+    ``time_split_s`` and ``function_evaluations_per_second`` from its own timings."""
+    for row in history:
+        if "fit_s" in row:
+            site = row["fit_s"] + row["predict_s"] + row["privacy_s"]
+            row["time_split_s"] = {"fit_s": row["fit_s"], "predict_s": row["predict_s"],
+                                   "privacy_s": row["privacy_s"], "site_s": site,
+                                   "framework_s": max(0.0, row["seconds"] - site),
+                                   "wall_s": row["seconds"]}
+            row["function_evaluations_per_second"] = evaluations_per_round / max(
+                row["seconds"], 1e-9)
+    out = {f"{k}_s": float(v) for k, v in totals.items()}
+    work = sum(out.get(f"{k}_s", 0.0) for k in PARTS)
+    out.update({"site_s": work, "framework_s": max(0.0, wall_s - sum(out.values())),
+                "wall_s": float(wall_s)})
+    out["site_compute_share"] = work / wall_s if wall_s > 0 else 0.0
+    return out
