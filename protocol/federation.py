@@ -58,6 +58,7 @@ class FitCache:
     the same public fits instead of repeating them (they never depend on private data)."""
 
     fits: dict[tuple[int, int], tuple[np.ndarray, RoundFits]] = field(default_factory=dict)
+    misses: int = 0  # rounds fitted (not served from the cache)
 
     def get(self, synthetic: SyntheticSet, families: dict[str, ModelFamily],
             config: RoundConfig) -> RoundFits:
@@ -66,6 +67,7 @@ class FitCache:
         if hit is not None and np.array_equal(hit[0], synthetic.Z):
             return hit[1]
         fits = fit_round(synthetic, families, config)
+        self.misses += 1
         self.fits = {key: (synthetic.Z.copy(), fits)}  # keep only the current round
         return fits
 
