@@ -8,11 +8,20 @@ The total spent is always *recomputed* by composing every event with the account
 Before a run touches data it calls :meth:`PrivacyLedger.check` with everything it plans to
 spend; an over-budget plan is refused with a message naming the ledger and its budget.
 Writes are atomic (temporary file + ``os.replace``), so a crash never leaves a torn ledger.
+
+A site daemon charges one event per answered request under a unique *key*
+(``run/kind/round/attempt``, see :mod:`fedcondense.protocol.site_budget`): a key already in
+the ledger is never charged again. Requests the site refused are kept in ``refusals`` (when,
+key, reason) so that ``fedcondense site status`` can count them. :func:`ledger_lock` serialises
+concurrent ClientApp processes of one site around a check-and-record.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +42,29 @@ class LedgerEvent:
     run_id: str
     description: str
     spend: Spend
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One request the site refused to answer (nothing was spent)."""
+
+    timestamp: str
+    key: str
+    reason: str
+
+
+@contextmanager
+def ledger_lock(path: str | Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``<ledger>.lock`` for a read-check-record sequence."""
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 class PrivacyLedger:
@@ -46,6 +78,7 @@ class PrivacyLedger:
         delta_budget: float,
         accountant: AccountantName,
         events: list[LedgerEvent],
+        refusals: list[Refusal] | None = None,
     ) -> None:
         self.path = path
         self.site = site
@@ -53,6 +86,7 @@ class PrivacyLedger:
         self.delta_budget = delta_budget
         self.accountant: AccountantName = accountant
         self._events = list(events)
+        self._refusals = list(refusals or [])
 
     # ------------------------------------------------------------------ open/create
     @classmethod
@@ -79,6 +113,7 @@ class PrivacyLedger:
                 ledger = cls(
                     p, raw["site"], float(raw["epsilon_budget"]), float(raw["delta_budget"]),
                     raw.get("accountant", "rdp"), [LedgerEvent(**e) for e in raw["events"]],
+                    [Refusal(**r) for r in raw.get("refusals", [])],
                 )
             except (ValueError, KeyError, TypeError):
                 raise PrivacyError(
@@ -104,10 +139,22 @@ class PrivacyLedger:
     def events(self) -> tuple[LedgerEvent, ...]:
         return tuple(self._events)
 
+    @property
+    def refusals(self) -> tuple[Refusal, ...]:
+        return tuple(self._refusals)
+
+    def has_key(self, key: str) -> bool:
+        """Whether an event was already charged under ``key``."""
+        return bool(key) and any(e.key == key for e in self._events)
+
+    def keys_for_run(self, run_id: str) -> list[str]:
+        """Keys charged for ``run_id``, in order."""
+        return [e.key for e in self._events if e.run_id == run_id and e.key]
+
     def spent(self, extra: list[Spend] | None = None) -> float:
         """ε spent at the ledger's δ, composing every event (and ``extra`` if given)."""
         spends = [e.spend for e in self._events] + list(extra or [])
-        return epsilon_spent(spends, self.delta_budget, self.accountant)
+        return epsilon_spent(merge_spends(spends), self.delta_budget, self.accountant)
 
     def remaining(self) -> float:
         return max(0.0, self.epsilon_budget - self.spent())
@@ -124,11 +171,24 @@ class PrivacyLedger:
         return after
 
     # ------------------------------------------------------------------ append
-    def record(self, run_id: str, description: str, spends: list[Spend]) -> None:
-        """Append events (after checking them) and persist atomically."""
+    def record(self, run_id: str, description: str, spends: list[Spend],
+               key: str = "") -> None:
+        """Append events (after checking them) and persist atomically.
+
+        A non-empty ``key`` already charged is refused (:class:`PrivacyError`): the same
+        request is never paid twice.
+        """
+        if self.has_key(key):
+            raise PrivacyError(f"{self.path}: site '{self.site}' already answered request "
+                               f"{key}; a repeated request is refused, not charged again.")
         self.check(spends)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._events += [LedgerEvent(now, run_id, description, dict(s)) for s in spends]
+        now = _now()
+        self._events += [LedgerEvent(now, run_id, description, dict(s), key) for s in spends]
+        self._write()
+
+    def refuse(self, key: str, reason: str) -> None:
+        """Persist a refusal (nothing spent) so that the operator can see it."""
+        self._refusals.append(Refusal(_now(), key, " ".join(reason.split())[:500]))
         self._write()
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,8 +199,26 @@ class PrivacyLedger:
             "delta_budget": self.delta_budget,
             "accountant": self.accountant,
             "events": [asdict(e) for e in self._events],
+            "refusals": [asdict(r) for r in self._refusals],
             "epsilon_spent": self.spent(),
         }
 
     def _write(self) -> None:
         atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def merge_spends(spends: list[Spend]) -> list[Spend]:
+    """Identical mechanisms folded into one self-composition (same ε, far cheaper to
+    account: one event per distinct ``(type, q, σ)`` instead of one per round)."""
+    merged: dict[tuple[Any, ...], Spend] = {}
+    for s in spends:
+        key = (s["type"], s.get("q"), s["sigma"])
+        if key in merged:
+            merged[key]["count"] = int(merged[key].get("count", 1)) + int(s.get("count", 1))
+        else:
+            merged[key] = {**s, "count": int(s.get("count", 1))}
+    return list(merged.values())

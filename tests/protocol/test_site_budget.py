@@ -1,0 +1,129 @@
+"""Site-side budget: the site prices each request itself, refuses, never double-charges."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from fedcondense.protocol.accounting import calibrate, epsilon_spent
+from fedcondense.protocol.initialisation import sensitivity
+from fedcondense.protocol.ledger import PrivacyLedger
+from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.site_budget import (BUDGET_MARK, BudgetRefusal, DeclaredPlan,
+                                              authorise, request_key)
+
+Q, ROUNDS, CLIP, N, DIM = 0.25, 4, 1.0, 400, 5
+
+
+@functools.cache
+def _plan(epsilon=1.0, mode="local", threshold=1, rounds=ROUNDS, init=True) -> DeclaredPlan:
+    cal = calibrate(epsilon, 1e-5, Q, rounds, 0.3 if init else 0.0, 1)
+    return DeclaredPlan(epsilon, 1e-5, "rdp", rounds, cal.sigma, cal.sigma_init or 0.0, mode,
+                        threshold)
+
+
+def _msg(plan: DeclaredPlan, t=1, attempt=0, kind="round", std=None, run="run-a") -> RoundMessage:
+    scale = math.sqrt(plan.threshold) if plan.mode == "distributed" else 1.0
+    if std is None:
+        std = (plan.sigma * CLIP if kind == "round" else plan.sigma_init * sensitivity(DIM)) / scale
+    return RoundMessage(schema_hash="h", run_id=run, round_index=t, round_seed=1, reply_dim=3,
+                        noise_std=float(std), kind=kind, attempt=attempt,
+                        hyper={"clip_norm": CLIP, "privacy": plan.to_hyper()})
+
+
+def _book(tmp_path, budget=3.0):
+    return PrivacyLedger.open(tmp_path / "ledger.json", site="h1", epsilon_budget=budget,
+                              delta_budget=1e-5)
+
+
+def test_honest_run_is_charged_per_request_and_survives_restart(tmp_path):
+    plan = _plan()
+    book = _book(tmp_path)
+    authorise(book, _msg(plan, 0, kind="init"), q=Q, n_records=N, free_dim=DIM)
+    for t in range(1, ROUNDS + 1):
+        authorise(book, _msg(plan, t), q=Q, n_records=N, free_dim=DIM)
+    again = PrivacyLedger.open(tmp_path / "ledger.json")
+    assert again.keys_for_run("run-a") == ["run-a/init/0/0"] + [
+        f"run-a/round/{t}/0" for t in range(1, ROUNDS + 1)]
+    expected = epsilon_spent([{"type": "gaussian", "sigma": plan.sigma_init, "count": 1},
+                              {"type": "sampled_gaussian", "q": Q, "sigma": plan.sigma,
+                               "count": ROUNDS}], 1e-5)
+    assert again.spent() == pytest.approx(expected, rel=1e-6)
+    assert again.spent() <= 1.0 + 1e-3
+
+
+def test_repeated_key_is_refused_and_not_charged(tmp_path):
+    plan = _plan()
+    book = _book(tmp_path)
+    authorise(book, _msg(plan, 1), q=Q, n_records=N, free_dim=DIM)
+    spent = PrivacyLedger.open(book.path).spent()
+    with pytest.raises(BudgetRefusal, match="already answered run-a/round/1/0"):
+        authorise(book, _msg(plan, 1), q=Q, n_records=N, free_dim=DIM)
+    again = PrivacyLedger.open(book.path)
+    assert again.spent() == spent and len(again.refusals) == 1
+    # A retry (new attempt) is a new release and is charged.
+    authorise(book, _msg(plan, 1, attempt=1), q=Q, n_records=N, free_dim=DIM)
+    assert PrivacyLedger.open(book.path).spent() > spent
+
+
+def test_under_noised_request_is_refused_before_spending(tmp_path):
+    plan = _plan()
+    book = _book(tmp_path)
+    with pytest.raises(BudgetRefusal, match=r"site h1 refuses .*declared plan needs"):
+        authorise(book, _msg(plan, 1, std=plan.sigma * 0.5), q=Q, n_records=N, free_dim=DIM)
+    again = PrivacyLedger.open(book.path)
+    assert again.events == () and again.refusals[0].key == "run-a/round/1/0"
+
+
+def test_plan_that_breaks_its_own_epsilon_is_refused(tmp_path):
+    plan = _plan()
+    lying = DeclaredPlan(0.1, plan.delta, "rdp", ROUNDS, plan.sigma, plan.sigma_init,
+                         "local", 1)
+    with pytest.raises(BudgetRefusal, match="more than the declared ε=0.1"):
+        authorise(_book(tmp_path), _msg(lying, 1), q=Q, n_records=N, free_dim=DIM)
+    # The site's own sampling rate counts: the plan was calibrated for q=0.25, not 0.9.
+    with pytest.raises(BudgetRefusal, match="q=0.9"):
+        authorise(_book(tmp_path), _msg(plan, 1), q=0.9, n_records=N, free_dim=DIM)
+
+
+def test_delta_too_large_for_site_and_missing_plan_refused(tmp_path):
+    plan = _plan()
+    with pytest.raises(BudgetRefusal, match="δ must be below 1/n"):
+        authorise(_book(tmp_path), _msg(plan, 1), q=Q, n_records=200_000, free_dim=DIM)
+    bare = RoundMessage(schema_hash="h", run_id="r", round_index=1, round_seed=1, reply_dim=3,
+                        noise_std=1.0, hyper={"clip_norm": 1.0})
+    with pytest.raises(BudgetRefusal, match="without a valid declared privacy plan"):
+        authorise(_book(tmp_path), bare, q=Q, n_records=N, free_dim=DIM)
+
+
+def test_distributed_noise_is_priced_at_the_secure_sum(tmp_path):
+    plan = _plan(mode="distributed", threshold=4)
+    book = _book(tmp_path)
+    spend = authorise(book, _msg(plan, 1), q=Q, n_records=N, free_dim=DIM)
+    assert spend["sigma"] == pytest.approx(plan.sigma)
+    # The same per-site std claimed as "local" would be 2× under-noised.
+    local = DeclaredPlan(plan.epsilon, plan.delta, "rdp", ROUNDS, plan.sigma, plan.sigma_init,
+                         "local", 1)
+    msg = _msg(plan, 2)
+    tampered = RoundMessage(**{**msg.__dict__, "hyper": {"clip_norm": CLIP,
+                                                         "privacy": local.to_hyper()}})
+    with pytest.raises(BudgetRefusal, match="needs σ≥"):
+        authorise(book, tampered, q=Q, n_records=N, free_dim=DIM)
+
+
+def test_exhausted_budget_refuses_naming_site_and_budget(tmp_path):
+    plan = _plan(epsilon=2.0, rounds=20, init=False)
+    book = _book(tmp_path, budget=0.6)
+    answered = 0
+    with pytest.raises(BudgetRefusal) as err:
+        for t in range(1, 21):
+            authorise(book, _msg(plan, t), q=Q, n_records=N, free_dim=DIM)
+            answered += 1
+    assert str(err.value).startswith(BUDGET_MARK)
+    assert "site h1" in str(err.value) and "budget ε=0.6" in str(err.value)
+    again = PrivacyLedger.open(book.path)
+    assert 0 < answered < 20 and len(again.events) == answered
+    assert again.spent() <= 0.6 + 1e-9
+    assert [r.key for r in again.refusals] == [request_key(_msg(plan, answered + 1))]
+    assert np.isfinite(again.remaining())
