@@ -15,7 +15,8 @@ deployed site keeps its split to itself.
   site whose process already held the round's public fits spends ~0 on ``fit``);
 * ``site_s`` — the compute on the round's critical path: the sum over sites when they run in
   turn in one process (the default, which shares the fits), else the slowest site's total;
-* ``framework_s = wall_s − site_s`` — Flower, Ray, SecAgg+ masking and unmasking, messages.
+* ``framework_s = wall_s − site_s`` — Flower, Ray, SecAgg+ masking and unmasking, messages;
+* ``fits`` — how many sites fitted the round's models (1 when they share one process).
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ class TimedSiteHandler(CondensationHandler):
     timing_dir: str = ""
 
     def __call__(self, message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarray:
+        from fedcondense.client import site_handler
+
+        fitted_before = site_handler._CACHE.misses
         vector, timings = self.answer(message, node_config)
         if self.timing_dir and message.kind == "round":
             line = {"site": str(node_config["site-id"]), "round": int(message.round_index),
                     "attempt": int(message.attempt), "pid": os.getpid(),
+                    "fitted": site_handler._CACHE.misses - fitted_before,
                     **{k: float(timings.get(k, 0.0)) for k in PARTS}}
             path = Path(self.timing_dir) / f"site-timings-{os.getpid()}.jsonl"
             with open(path, "a", encoding="utf-8") as fh:
@@ -55,7 +60,9 @@ class TimedSiteHandler(CondensationHandler):
 
 
 def read_site_timings(timing_dir: str | Path) -> dict[int, dict[str, dict[str, float]]]:
-    """``{round: {site: {fit, predict, privacy, pid}}}`` (a retried round: the last attempt)."""
+    """``{round: {site: {fit, predict, privacy, fitted, attempt, pid}}}`` (``fitted``: 1 if
+    that site fitted the round's models, 0 if its process already held them; a retried round:
+    the last attempt)."""
     out: dict[int, dict[str, dict[str, float]]] = {}
     for path in sorted(Path(timing_dir).glob("site-timings-*.jsonl")):
         for raw in path.read_text(encoding="utf-8").splitlines():
@@ -63,7 +70,7 @@ def read_site_timings(timing_dir: str | Path) -> dict[int, dict[str, dict[str, f
             sites = out.setdefault(int(rec["round"]), {})
             prev = sites.get(rec["site"])
             if prev is None or rec["attempt"] >= prev["attempt"]:
-                sites[rec["site"]] = {k: rec[k] for k in (*PARTS, "attempt", "pid")}
+                sites[rec["site"]] = {k: rec[k] for k in (*PARTS, "fitted", "attempt", "pid")}
     return out
 
 
@@ -74,7 +81,8 @@ def round_split(wall_s: float, sites: Mapping[str, Mapping[str, float]]) -> dict
     sequential = len({s.get("pid") for s in sites.values()}) <= 1
     site_s = float(sum(totals) if sequential else max(totals, default=0.0))
     split.update({"site_s": site_s, "framework_s": max(0.0, float(wall_s) - site_s),
-                  "wall_s": float(wall_s), "sites": float(len(sites))})
+                  "wall_s": float(wall_s), "sites": len(sites),
+                  "fits": int(sum(s.get("fitted", 1) for s in sites.values()))})
     return split
 
 
