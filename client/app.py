@@ -54,6 +54,8 @@ HELLO_RECORD = "fc.hello"
 
 SiteHandler = Callable[[RoundMessage, Mapping[str, Any]], np.ndarray]
 """``handler(message, node_config) -> raw P-vector`` (unscaled, float64, length reply_dim)."""
+HelloInfo = Callable[[Mapping[str, Any], str], Mapping[str, Any]]
+"""``hello_info(node_config, run_id) -> extra public hello fields`` (str/int/float)."""
 
 _SCHEMA_HASHES: dict[str, str] = {}
 
@@ -120,6 +122,15 @@ def _check_secagg_setup(context: Context, message: RoundMessage) -> None:
             f"SecAgg+ setup (clipping_range={clip!r}, max_weight={weight!r}) disagrees with the "
             f"round message (clipping_range={message.clipping_range}, weight={message.weight})."
         )
+    plan = message.hyper.get("privacy")
+    if isinstance(plan, Mapping) and plan.get("mode") == "distributed":
+        # Distributed noise is private only in sums of >= t contributions: SecAgg+ must not
+        # unmask fewer than the plan's threshold.
+        secagg_t = state.get("threshold")
+        if not isinstance(secagg_t, int) or secagg_t < int(plan.get("threshold", 0)):
+            raise ProtocolError(
+                f"SecAgg+ reconstruction threshold {secagg_t!r} is below the declared "
+                f"distributed-noise threshold {plan.get('threshold')!r}.")
 
 
 def secagg_if_requested(msg: Message, ctxt: Context, call_next: Any) -> Message:
@@ -136,7 +147,8 @@ def secagg_if_requested(msg: Message, ctxt: Context, call_next: Any) -> Message:
 
 def make_client_app(handler: SiteHandler, *,
                     site_configs: Sequence[Mapping[str, Any]] | None = None,
-                    extra_mods: Sequence[Mod] = ()) -> ClientApp:
+                    extra_mods: Sequence[Mod] = (),
+                    hello_info: HelloInfo | None = None) -> ClientApp:
     """Build the site ``ClientApp``.
 
     Parameters
@@ -152,6 +164,9 @@ def make_client_app(handler: SiteHandler, *,
         first mod, so every later mod and the handler see ``site-id`` etc.).
     extra_mods : sequence of Flower mods
         Run after the merge and *before* ``secaggplus_mod`` (tests inject drop-outs here).
+    hello_info : callable, optional
+        ``hello_info(node_config, run_id)``: extra public fields for the hello reply (a
+        deployed site reports its record count and the ledger keys charged for the run).
 
     Returns
     -------
@@ -178,8 +193,15 @@ def make_client_app(handler: SiteHandler, *,
         except (VersionMismatchError, SchemaMismatchError) as exc:
             LOG.error("site %s refuses the federation: %s", site, exc)
             error = _safe_line(site, 0, exc)
-        out = ConfigRecord({"site_id": site, "protocol_version": PROTOCOL_VERSION,
-                            "schema_hash": own_hash, "accepted": not error, "error": error})
+        fields: dict[str, Any] = {"site_id": site, "protocol_version": PROTOCOL_VERSION,
+                                  "schema_hash": own_hash, "accepted": not error, "error": error}
+        if hello_info is not None and not error:
+            try:
+                fields.update(hello_info(cfg, str(rec.get("run_id", ""))))
+            except Exception as exc:  # noqa: BLE001 - logged in full, sanitised line sent
+                LOG.exception("site %s: hello failed", site)
+                fields.update(accepted=False, error=_safe_line(site, 0, exc))
+        out = ConfigRecord(fields)
         return Message(RecordDict({HELLO_RECORD: out}), reply_to=msg)
 
     @app.train()

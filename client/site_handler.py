@@ -10,7 +10,9 @@ site's table once per process, then answers
 
 Noise and Poisson sampling use the operating system's CSPRNG unless the run is explicitly
 reproducible (``hyper["noise_seed"]``, simulations only), in which case the generator is keyed
-by (seed, site, round, attempt). Model fits are public and cached per process, so simulated
+by (seed, site, round, attempt). A deployed site daemon (node config ``ledger-path``) first
+charges the request to its own ledger or refuses it (:mod:`fedcondense.client.budget_gate`).
+Model fits are public and cached per process, so simulated
 sites sharing a process do not refit.
 """
 
@@ -65,8 +67,13 @@ class CondensationHandler:
                node_config: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, float]]:
         """The reply vector and the site's own timings (``fit``, ``predict``, ``privacy``;
         empty for ``init``). Timings stay at the site; only a simulation reads them."""
+        from fedcondense.client.budget_gate import gate
+        from fedcondense.protocol.synthetic_set import free_dim
+
         site = str(node_config["site-id"])
         schema, table = load_site(node_config)
+        # The site's own ledger decides first (no-op without ledger-path, i.e. simulations).
+        gate(message, node_config, n_records=table.n_rows, free_dim=free_dim(schema))
         rng = _rng(message, site)
         if message.kind == "init":
             return answer_init(table, schema, message.noise_std, rng), {}

@@ -9,13 +9,21 @@ It never sees an individual site's vector. Privacy is charged per site for every
 site was sent (a dropped site is charged as if it had answered), at the site's own sampling
 rate; the noise multiplier is calibrated for the largest sampling rate in the consortium, so
 every site's ε is at most the target.
+
+:meth:`Orchestrator.save` checkpoints everything after a round (synthetic set, Adam moments,
+run seed — the only coordinator randomness: directions and the initial row placement derive
+from it —, round reached, discarded rounds, history and per-site charges) in one atomic file;
+:meth:`Orchestrator.resume` restores it for the same schema, configuration and sites, so the
+resumed run continues from the last complete round and charges no completed request again.
+Deliveries of the interrupted round are added with :meth:`Orchestrator.charge_orphans` from
+what the sites' own ledgers report (each ledger key counted once).
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +93,8 @@ class Orchestrator:
         self.rounds_done = 0
         self.rounds_discarded: list[int] = []
         self.history: list[dict[str, Any]] = []
+        self.resumed_from: int | None = None
+        self.checkpoint_extra: dict[str, Any] = {}
         if config.init != "dp":
             self._build(None)
 
@@ -160,15 +170,70 @@ class Orchestrator:
         self.history.append(row)
         return True
 
-    def save(self, path: str | Path) -> None:
-        """Checkpoint the coordinator atomically (set, optimiser, round, per-site charges)."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Checkpoint the coordinator atomically (set, optimiser, round, per-site charges).
+
+        ``extra`` is stored alongside (JSON), e.g. the deployment's run id.
+        """
         assert self.synthetic is not None
         meta = {"mode": self.mode, "threshold": self.threshold,
                 "rounds_discarded": self.rounds_discarded,
                 "accounts": {k: asdict(a) for k, a in self.accounts.items()},
-                "config": config_dict(self.config)}
+                "sites": {k: asdict(s) for k, s in self.sites.items()},
+                "history": _jsonable(self.history),
+                "config": config_dict(self.config), "extra": extra or {}}
         Checkpoint(self.synthetic, self.optimizer, self.rounds_done, self.run_seed, None,
                    meta).save(path)
+
+    @classmethod
+    def resume(cls, path: str | Path, schema: Schema, config: CondenseConfig,
+               sites: list[SiteInfo], mode: NoiseMode = "distributed",
+               threshold: int | None = None) -> "Orchestrator":
+        """Restore a checkpoint written by :meth:`save` for the same run.
+
+        Raises
+        ------
+        FedcondenseError
+            If the checkpoint was made for another schema, configuration, noise mode,
+            threshold or set of sites (one line naming what differs).
+        """
+        ck = Checkpoint.load(path, schema)
+        meta = ck.meta
+        want = {"config": config_dict(config), "mode": mode,
+                "sites": {s.site_id: asdict(s) for s in sites}}
+        for key, value in want.items():
+            if meta.get(key) != _jsonable(value):
+                raise FedcondenseError(
+                    f"{path}: the checkpoint's {key} differs from this run's "
+                    f"({meta.get(key)!r} vs {_jsonable(value)!r}); resume with the same "
+                    f"settings and sites, or start a new run in a new folder.")
+        orch = cls(schema, replace(config, seed=ck.run_seed), sites, mode=mode,
+                   threshold=threshold)
+        if orch.threshold != meta.get("threshold"):
+            raise FedcondenseError(f"{path}: checkpoint threshold {meta.get('threshold')} "
+                                   f"differs from {orch.threshold}.")
+        orch.config = config
+        orch.run_seed = ck.run_seed
+        orch.synthetic = ck.synthetic
+        orch.optimizer = ck.optimizer
+        orch.rounds_done = ck.round_index
+        orch.rounds_discarded = [int(t) for t in meta["rounds_discarded"]]
+        orch.history = list(meta.get("history", []))
+        orch.accounts = {k: SiteAccount(**a) for k, a in meta["accounts"].items()}
+        orch.resumed_from = ck.round_index
+        orch.checkpoint_extra = dict(meta.get("extra", {}))
+        return orch
+
+    def charge_orphans(self, site: str, kind: str, count: int) -> None:
+        """Charge ``count`` deliveries of an interrupted request (reported by the site's
+        ledger, not in the checkpoint) to ``site``."""
+        if count <= 0:
+            return
+        acc = self.accounts[site]
+        if kind == "init":
+            acc.init_requests += count
+        else:
+            acc.round_requests += count
 
     def finished(self) -> bool:
         return self.rounds_done >= self.config.rounds
@@ -210,3 +275,11 @@ class Orchestrator:
                                   for k, a in self.accounts.items()},
             "charging": "every site is charged for every request it was sent, answered or not",
         }
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples → lists, numpy scalars → Python)."""
+    import json
+
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item")
+                                 else str(o)))

@@ -1,0 +1,99 @@
+"""The site daemon's privacy gate: its own ledger decides whether a request is answered.
+
+Called by :class:`~fedcondense.client.site_handler.CondensationHandler` *before* the site's
+records are sampled or any per-record loss is computed. The SuperNode's node config names
+the ledger and budget (written by ``fedcondense site start`` from ``site.toml``)::
+
+    ledger-path = "/var/lib/fedcondense/ledger.json"
+    budget-epsilon = 3.0
+    budget-delta = 1e-05
+
+Without ``ledger-path`` (one-machine simulations) the gate is open and only the coordinator
+accounts. With it, :func:`fedcondense.protocol.site_budget.authorise` prices the request from
+the site's own sampling rate and record count, checks and charges the ledger atomically, or
+refuses: the refusal is logged at the site, kept in the ledger and sent to the coordinator as
+one line starting with :data:`~fedcondense.protocol.site_budget.BUDGET_MARK`.
+
+:func:`hello_info` adds to the site's hello reply what the coordinator may know: the record
+count (public in this protocol) and the ledger keys already charged for the run, so that a
+resumed coordinator counts every earlier delivery exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedcondense.client.app import SiteFailure
+from fedcondense.protocol.messages import RoundMessage
+
+LOG = logging.getLogger("fedcondense.site")
+
+
+def open_site_ledger(node_config: Mapping[str, Any]) -> Any:
+    """The site's :class:`~fedcondense.protocol.ledger.PrivacyLedger` (created if absent).
+
+    A ledger whose site or budget differ from the node config is refused: a budget never
+    changes once spending started.
+    """
+    from fedcondense.protocol.errors import PrivacyError
+    from fedcondense.protocol.ledger import PrivacyLedger
+
+    site = str(node_config["site-id"])
+    path = Path(str(node_config["ledger-path"]))
+    try:
+        eps = float(node_config["budget-epsilon"])
+        delta = float(node_config["budget-delta"])
+    except (KeyError, TypeError, ValueError):
+        raise SiteFailure(f"site {site}: node config has ledger-path but no valid "
+                          f"budget-epsilon/budget-delta; restart with `fedcondense site "
+                          f"start`.") from None
+    try:
+        book = PrivacyLedger.open(path, site=site, epsilon_budget=eps, delta_budget=delta)
+    except PrivacyError as exc:
+        raise SiteFailure(f"site {site}: {exc}") from None
+    if book.site != site or book.delta_budget != delta:
+        raise SiteFailure(f"site {site}: ledger {path} belongs to site {book.site} "
+                          f"(δ={book.delta_budget:g}); fix the node config.")
+    return book
+
+
+def gate(message: RoundMessage, node_config: Mapping[str, Any], *, n_records: int,
+         free_dim: int) -> None:
+    """Charge ``message`` to the site's ledger or raise :class:`SiteFailure` (refusal)."""
+    if "ledger-path" not in node_config:
+        return
+    from fedcondense.protocol.site_budget import BudgetRefusal, authorise
+
+    site = str(node_config["site-id"])
+    book = open_site_ledger(node_config)
+    rates = message.hyper.get("sample_rate_by_site" if message.kind == "round"
+                              else "round_sample_rate_by_site", {})
+    try:
+        q = float(rates[site])
+    except (KeyError, TypeError, ValueError):
+        q = float("nan")
+    try:
+        spend = authorise(book, message, q=q, n_records=n_records, free_dim=free_dim)
+    except BudgetRefusal as exc:
+        LOG.error("%s", exc)
+        raise SiteFailure(str(exc)) from None
+    LOG.info("site %s charged %s %d attempt %d: %s", site, message.kind, message.round_index,
+             message.attempt, spend)
+
+
+def hello_info(node_config: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """Extra hello fields: ``n_records`` and the ledger keys charged for ``run_id``."""
+    out: dict[str, Any] = {}
+    if "data-path" in node_config and "schema-path" in node_config:
+        from fedcondense.client.site_handler import load_site
+
+        out["n_records"] = int(load_site(node_config)[1].n_rows)
+    if "ledger-path" in node_config and run_id:
+        book = open_site_ledger(node_config)
+        out["charged"] = ",".join(book.keys_for_run(run_id))
+        out["budget"] = f"ε={book.epsilon_budget:g} δ={book.delta_budget:g}, spent " \
+                        f"ε={book.spent():.4g}"
+    return out
