@@ -7,6 +7,7 @@ the ledger and budget (written by ``fedcondense site start`` from ``site.toml``)
     ledger-path = "/var/lib/fedcondense/ledger.json"
     budget-epsilon = 3.0
     budget-delta = 1e-05
+    round-log = "/var/log/fedcondense/rounds.log"   # one line per request (tail -f)
 
 Without ``ledger-path`` (one-machine simulations) the gate is open and only the coordinator
 accounts. With it, :func:`fedcondense.protocol.site_budget.authorise` prices the request from
@@ -79,9 +80,26 @@ def gate(message: RoundMessage, node_config: Mapping[str, Any], *, n_records: in
         spend = authorise(book, message, q=q, n_records=n_records, free_dim=free_dim)
     except BudgetRefusal as exc:
         LOG.error("%s", exc)
+        _round_log(node_config, f"REFUSED {exc}")
         raise SiteFailure(str(exc)) from None
-    LOG.info("site %s charged %s %d attempt %d: %s", site, message.kind, message.round_index,
-             message.attempt, spend)
+    after = open_site_ledger(node_config)
+    _round_log(node_config, f"site {site} answered {message.run_id} {message.kind} "
+               f"{message.round_index} attempt {message.attempt}: σ={spend['sigma']:.4g}"
+               f"{', q=' + format(spend['q'], 'g') if 'q' in spend else ''}; spent "
+               f"ε={after.spent():.4g} of {after.epsilon_budget:g}, remaining "
+               f"ε={after.remaining():.4g}")
+
+
+def _round_log(node_config: Mapping[str, Any], line: str) -> None:
+    """One line per request in the operator's ``round-log`` file (if configured)."""
+    path = node_config.get("round-log")
+    if not path:
+        return
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(str(path), "a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} {' '.join(line.split())}\n")
 
 
 def hello_info(node_config: Mapping[str, Any], run_id: str) -> dict[str, Any]:

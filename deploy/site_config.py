@@ -26,7 +26,8 @@ Format (relative paths are relative to the folder holding ``site.toml``)::
 Unknown sections or keys are refused (a typo must not silently fall back to a default).
 :meth:`SiteConfig.node_config` gives the SuperNode ``--node-config`` keys the ClientApp reads:
 ``site-id``, ``data-path``, ``schema-path``, ``ledger-path``, ``budget-epsilon``,
-``budget-delta``.
+``budget-delta``, ``round-log`` (one line per answered or refused request, next to the log
+file).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class SiteConfig:
         """The SuperNode node config the fedcondense ClientApp reads."""
         return {"site-id": self.site_id, "data-path": str(self.data),
                 "schema-path": str(self.schema), "ledger-path": str(self.ledger),
-                "budget-epsilon": self.epsilon_budget, "budget-delta": self.delta_budget}
+                "budget-epsilon": self.epsilon_budget, "budget-delta": self.delta_budget,
+                "round-log": str(self.log_file.parent / "rounds.log")}
 
     @property
     def state_dir(self) -> Path:

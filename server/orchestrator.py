@@ -187,9 +187,12 @@ class Orchestrator:
 
     @classmethod
     def resume(cls, path: str | Path, schema: Schema, config: CondenseConfig,
-               sites: list[SiteInfo], mode: NoiseMode = "distributed",
+               sites: list[SiteInfo] | None = None, mode: NoiseMode = "distributed",
                threshold: int | None = None) -> "Orchestrator":
         """Restore a checkpoint written by :meth:`save` for the same run.
+
+        ``sites`` defaults to the checkpoint's own (a deployed coordinator resumes with the
+        sites of the run even if some are offline now).
 
         Raises
         ------
@@ -199,6 +202,8 @@ class Orchestrator:
         """
         ck = Checkpoint.load(path, schema)
         meta = ck.meta
+        if sites is None:
+            sites = [SiteInfo(**v) for v in meta.get("sites", {}).values()]
         want = {"config": config_dict(config), "mode": mode,
                 "sites": {s.site_id: asdict(s) for s in sites}}
         for key, value in want.items():

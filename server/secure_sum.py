@@ -148,9 +148,16 @@ def wait_for_nodes(grid: Grid, expected: int, patience: float) -> list[int]:
 
 
 def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
-              timeout: float | None) -> dict[int, str]:
-    """Ask every node for its site id; check protocol version and schema hash both ways."""
-    hello = {"protocol_version": PROTOCOL_VERSION, "schema_hash": schema_hash}
+              timeout: float | None, *, run_id: str = "",
+              records: dict[int, dict[str, Any]] | None = None) -> dict[int, str]:
+    """Ask every node for its site id; check protocol version and schema hash both ways.
+
+    ``run_id`` travels with the hello (a deployed site reports its ledger keys for it);
+    each node's full hello reply is stored in ``records`` when given. A site that did not
+    accept the federation (``accepted`` false) stops the run with its one-line reason.
+    """
+    hello = {"protocol_version": PROTOCOL_VERSION, "schema_hash": schema_hash,
+             "run_id": run_id}
     msgs = [Message(content=RecordDict({HELLO_RECORD: ConfigRecord(dict(hello))}),
                     dst_node_id=n, message_type=MessageType.QUERY, group_id="hello")
             for n in nodes]
@@ -171,7 +178,12 @@ def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
             LOG.error("site %s refused: %s", site, exc)
             problems.append(f"site {site}: {exc}")
             continue
+        if rec.get("accepted") is False:
+            problems.append(str(rec.get("error") or f"site {site} did not accept"))
+            continue
         sites[r.metadata.src_node_id] = site
+        if records is not None:
+            records[r.metadata.src_node_id] = dict(rec.items())
     if len(set(sites.values())) != len(sites):
         problems.append(f"duplicate site ids {sorted(sites.values())}")
     if problems:
@@ -237,8 +249,12 @@ def _plain_attempt(grid: TracingGrid, strategy: SumStrategy, message: RoundMessa
 
 def run_round(grid: TracingGrid, ctx: LegacyContext, strategy: SumStrategy,
               base: RoundMessage, sites: dict[int, str], cfg: TransportConfig,
-              ) -> tuple[SumOutcome | None, dict[str, Any]]:
-    """Deliver one round (with retries); return the outcome and its ``info`` dict."""
+              attempt_base: int = 0) -> tuple[SumOutcome | None, dict[str, Any]]:
+    """Deliver one round (with retries); return the outcome and its ``info`` dict.
+
+    Attempts are numbered from ``attempt_base`` (a resumed coordinator starts after the
+    attempts an earlier session delivered, so no request key is ever reused).
+    """
     t0 = time.perf_counter()
     targets = set(sites)
     attempts: list[dict[str, Any]] = []
@@ -249,7 +265,7 @@ def run_round(grid: TracingGrid, ctx: LegacyContext, strategy: SumStrategy,
         if cfg.secure_aggregation and len(targets) < cfg.threshold:
             break
         message = replace(base, secure=cfg.secure_aggregation, clipping_range=cfg.clipping_range,
-                          weight=cfg.weight, attempt=attempt)
+                          weight=cfg.weight, attempt=attempt_base + attempt)
         mark = len(grid.log)
         a0 = time.perf_counter()
         if cfg.secure_aggregation:
