@@ -117,4 +117,6 @@ def test_ray_sites_share_one_process_and_its_fits_without_changing_the_result(si
     own = run_federated(files, schema_path, CondenseConfig(**CFG), backend="ray",
                         site_processes=None)  # one process per CPU, each fitting for itself
     assert all(r["time_split_s"]["fits"] >= 1 for r in own.orchestrator.history)
-    assert np.array_equal(shared.orchestrator.synthetic.Z, own.orchestrator.synthetic.Z)
+    # the same fits either way: equal up to SecAgg+'s (stochastic) quantisation
+    diff = np.abs(shared.orchestrator.synthetic.Z - own.orchestrator.synthetic.Z).max()
+    assert diff < 1e-4, diff
