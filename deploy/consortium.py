@@ -101,15 +101,17 @@ class LocalConsortium:
             """), encoding="utf-8")
         return path
 
-    def start_site(self, site: str, timeout: float = 60.0) -> ManagedProcess:
-        """``fedcondense site start --config site.toml``; wait until it is connected."""
-        argv = [sys.executable, "-m", "fedcondense.cli.main", "site", "start", "--config",
-                str(self.site_toml(site))]
-        proc = ManagedProcess(f"site {site}", argv, self.logs / f"{site}.start.log",
-                              env=flower_env(self.work / "sites" / site / "flwr")).start()
-        self.sites[site] = proc
-        proc.wait_for_log("connected to 127.0.0.1", timeout)
-        return proc
+    def start_sites(self, sites: Sequence[str], timeout: float = 90.0) -> None:
+        """``fedcondense site start --config site.toml`` for each (in parallel); wait until
+        every one is connected."""
+        for site in sites:
+            argv = [sys.executable, "-m", "fedcondense.cli.main", "site", "start", "--config",
+                    str(self.site_toml(site))]
+            self.sites[site] = ManagedProcess(
+                f"site {site}", argv, self.logs / f"{site}.start.log",
+                env=flower_env(self.work / "sites" / site / "flwr")).start()
+        for site in sites:
+            self.sites[site].wait_for_log("connected to 127.0.0.1", timeout)
 
     def kill_site(self, site: str) -> None:
         """Crash a site daemon (SIGKILL, no goodbye to the SuperLink)."""
@@ -204,8 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"SuperLink on {c.address} (TLS, node auth); {len(files)} site keys registered",
               flush=True)
         print(c.show_unregistered_refused(), flush=True)
-        for site in files:
-            c.start_site(site)
+        c.start_sites(list(files))
         print(f"{len(files)} site daemons connected ({time.monotonic() - t0:.1f} s)", flush=True)
         run_id = c.submit({"schema-path": str(schema), "out-dir": str(out),
                            "sites": args.sites, "epsilon": args.epsilon,
@@ -223,7 +224,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if status == "finished:completed" and (out / "synthetic.csv").exists() else 1
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the with-blocks: everything started is stopped
+
+
 if __name__ == "__main__":
+    import signal
+
+    for _sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_sig, _exit_on_signal)
     try:
         sys.exit(main())
     except FedcondenseError as exc:

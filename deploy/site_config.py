@@ -84,7 +84,12 @@ class SiteConfig:
         return {"site-id": self.site_id, "data-path": str(self.data),
                 "schema-path": str(self.schema), "ledger-path": str(self.ledger),
                 "budget-epsilon": self.epsilon_budget, "budget-delta": self.delta_budget,
-                "round-log": str(self.log_file.parent / "rounds.log")}
+                "round-log": str(self.round_log)}
+
+    @property
+    def round_log(self) -> Path:
+        """One line per answered or refused request, next to the log file."""
+        return self.log_file.with_name(self.log_file.stem + ".rounds.log")
 
     @property
     def state_dir(self) -> Path:

@@ -217,7 +217,10 @@ def coordinate(grid: Any, context: Any) -> None:
     nodes = sorted(tgrid.get_node_ids())
     records: dict[int, dict[str, Any]] = {}
     sites = handshake(tgrid, nodes, schema.hash(), s.stage_timeout, run_id=run_id,
-                      records=records)
+                      records=records, require_all=False)
+    if len(sites) < s.threshold:
+        raise RunStopped(f"run {run_id}: only {len(sites)} sites answered the hello "
+                         f"({sorted(sites.values())}); the threshold is {s.threshold}.")
     hello = {sites[n]: records[n] for n in sites}
     if s.resume and ck_path.exists():
         orch = Orchestrator.resume(ck_path, schema, config, None, mode=s.mode,

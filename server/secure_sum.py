@@ -149,12 +149,15 @@ def wait_for_nodes(grid: Grid, expected: int, patience: float) -> list[int]:
 
 def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
               timeout: float | None, *, run_id: str = "",
-              records: dict[int, dict[str, Any]] | None = None) -> dict[int, str]:
+              records: dict[int, dict[str, Any]] | None = None,
+              require_all: bool = True) -> dict[int, str]:
     """Ask every node for its site id; check protocol version and schema hash both ways.
 
     ``run_id`` travels with the hello (a deployed site reports its ledger keys for it);
     each node's full hello reply is stored in ``records`` when given. A site that did not
     accept the federation (``accepted`` false) stops the run with its one-line reason.
+    With ``require_all`` false, nodes that do not answer in time are left out (a deployed
+    coordinator then checks the threshold itself); explicit refusals still stop the run.
     """
     hello = {"protocol_version": PROTOCOL_VERSION, "schema_hash": schema_hash,
              "run_id": run_id}
@@ -165,7 +168,8 @@ def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
     replies = grid.send_and_receive(msgs, timeout=timeout)
     ex = grid.log[-1]
     sites: dict[int, str] = {}
-    problems: list[str] = [f"node {n}: {ex.errors[n]}" for n in sorted(ex.errors)]
+    problems: list[str] = [f"node {n}: {ex.errors[n]}" for n in sorted(ex.errors)
+                           if require_all or "no reply within" not in ex.errors[n]]
     for r in replies:
         if r.has_error():
             continue
