@@ -13,7 +13,7 @@ Cleaning decisions (also in :data:`DATASETS`):
   kappa + lambda cut on the whole cohort (data-dependent cut points, redundant): both dropped.
   ``creatinine`` is missing for 17 %: those rows are dropped. 3 rows with follow-up 0 days
   are dropped (survival times must be > 0).
-* ``support2`` — ``num_surv2m``/``num_surv6m`` (model predictions), ``fac_sfdm2`` (2-month
+* ``support2`` (and ``support2_mortality``, death within 180 days) — ``num_surv2m``/``num_surv6m`` (model predictions), ``fac_sfdm2`` (2-month
   outcome) leak; ``fac_dnr`` (DNR order, often written after admission) is outcome-adjacent;
   ``fac_dzclass`` duplicates ``fac_dzgroup``, ``fac_num_co`` duplicates ``num_num_co``;
   ``pid`` is an identifier; columns with > 15 % missing (edu, income, ph, pafi, bili, adls,
@@ -171,6 +171,20 @@ def _flchain() -> tuple[pd.DataFrame, Schema]:
     return _finish(df, cols), _schema("flchain", cols, task)
 
 
+# SUPPORT2 features (shared by the survival and the 6-month mortality tables).
+_SUPPORT2_COLUMNS = [
+    _num("age", 18, 110), _cat("sex", "female", "male"),
+    _cat("race", "asian", "black", "hispanic", "other", "white", "missing"),
+    _num("num_co", 0, 15, True), _bin("diabetes"), _bin("dementia"),
+    _cat("ca", "metastatic", "no", "yes"),
+    _cat("dzgroup", "ARF/MOSF w/Sepsis", "CHF", "COPD", "Cirrhosis", "Colon Cancer", "Coma",
+         "Lung Cancer", "MOSF w/Malig"),
+    _num("hday", 0, 365, True), _num("scoma", 0, 100), _num("sps", 0, 100),
+    _num("meanbp", 0, 250), _num("wblc", 0, 300), _num("hrt", 0, 350),
+    _num("resp", 0, 100), _num("temp", 30, 45), _num("crea", 0, 25), _num("sod", 100, 200),
+]
+
+
 def _support2() -> tuple[pd.DataFrame, Schema]:
     from SurvSet.data import SurvLoader
 
@@ -185,19 +199,27 @@ def _support2() -> tuple[pd.DataFrame, Schema]:
     for c in ("diabetes", "dementia"):
         df[c] = df[c].astype(int)
     df["time"] = df["time"].astype(float)
-    cols = [
-        _num("age", 18, 110), _cat("sex", "female", "male"),
-        _cat("race", "asian", "black", "hispanic", "other", "white", "missing"),
-        _num("num_co", 0, 15, True), _bin("diabetes"), _bin("dementia"),
-        _cat("ca", "metastatic", "no", "yes"),
-        _cat("dzgroup", "ARF/MOSF w/Sepsis", "CHF", "COPD", "Cirrhosis", "Colon Cancer", "Coma",
-             "Lung Cancer", "MOSF w/Malig"),
-        _num("hday", 0, 365, True), _num("scoma", 0, 100), _num("sps", 0, 100),
-        _num("meanbp", 0, 250), _num("wblc", 0, 300), _num("hrt", 0, 350),
-        _num("resp", 0, 100), _num("temp", 30, 45), _num("crea", 0, 25), _num("sod", 100, 200),
-    ]
+    cols = _SUPPORT2_COLUMNS
     task = _survival_task("time", "event", 3650.0, [60.0, 180.0, 365.0, 730.0, 1825.0])
     return _finish(df, cols), _schema("support2", cols, task)
+
+
+def _support2_mortality() -> tuple[pd.DataFrame, Schema]:
+    """SUPPORT2 as a classification table: death within 180 days of study entry.
+
+    SUPPORT's own prognostic target (its published models estimate 2- and 6-month survival).
+    Every patient was followed for at least 180 days or died before, so no row is dropped
+    for censoring; features as in ``support2``.
+    """
+    df, surv = _support2()
+    died = (df["event"] == 1) & (df["time"] <= 180.0)
+    if ((df["event"] == 0) & (df["time"] <= 180.0)).any():  # pragma: no cover - data guard
+        raise ValueError("support2 has rows censored before 180 days; 6-month status unknown")
+    out = df.drop(columns=["time", "event"]).copy()
+    out["death_6m"] = np.where(died, "died", "alive")
+    cols = _SUPPORT2_COLUMNS
+    task = {"type": "classification", "target": "death_6m", "classes": ["alive", "died"]}
+    return out.reset_index(drop=True), _schema("support2_mortality", cols, task)
 
 
 def _finish(df: pd.DataFrame, cols: list[dict]) -> pd.DataFrame:
@@ -241,6 +263,9 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
     DatasetInfo("support2", "survival", 8872, 18, "SurvSet support2",
                 "SUPPORT seriously ill inpatients; death (days). Leaks and sparse columns "
                 "dropped, then rows with missing cells.", _support2),
+    DatasetInfo("support2_mortality", "classification", 8872, 18, "SurvSet support2",
+                "SUPPORT2 as classification: death within 180 days (SUPPORT's 6-month "
+                "prognosis target); same rows and features as support2.", _support2_mortality),
 )}
 
 
