@@ -23,6 +23,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import tempfile
@@ -117,7 +118,8 @@ def condense_table(rounds: int, P: int, work: Path, console: Console) -> list[di
     rows = []
     table = RichTable(title=f"condense (central), {rounds} rounds, P = {P}, ε = 1")
     for col in ("dataset", "models", "backend", "wall s", "evaluations/s", "fit s", "framework s"):
-        table.add_column(col, justify="left" if col in ("dataset", "models", "backend") else "right")
+        left = col in ("dataset", "models", "backend")
+        table.add_column(col, justify="left" if left else "right")
     for task, models in (("classification", ("logistic_regression",)), ("survival", ("cox_ph",))):
         schema, tab, _, _ = load(DATASET[task], work)
         for backend in ("reference", "batched"):
@@ -190,6 +192,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     ap.add_argument("--skip-condense", action="store_true")
     ap.add_argument("--skip-simulate", action="store_true")
     args = ap.parse_args(argv)
+    flwr_log = logging.getLogger("flwr")  # keep Flower's per-message chatter out of the tables
+    flwr_log.setLevel(logging.ERROR)
+    flwr_log.propagate = False
     console = Console(width=max(Console().width, 140))
     out: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
