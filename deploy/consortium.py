@@ -68,7 +68,7 @@ class LocalConsortium:
     def kill_link(self) -> None:
         """Crash the coordinator: SIGKILL the SuperLink and its ServerApp at once."""
         if self.link is not None:
-            self.link.stop(grace=0.0)
+            self.link.kill()
             self.link = None
 
     def register_sites(self) -> None:
@@ -115,10 +115,14 @@ class LocalConsortium:
 
     def kill_site(self, site: str) -> None:
         """Crash a site daemon (SIGKILL, no goodbye to the SuperLink)."""
-        self.sites.pop(site).stop(grace=0.0)
+        self.sites.pop(site).kill()
 
     def ledger(self, site: str) -> Path:
         return self.work / "sites" / site / "state" / "ledger.json"
+
+    def round_log(self, site: str) -> Path:
+        """The site's one-line-per-request log (``fedcondense site`` writes it)."""
+        return self.logs / f"{site}.rounds.log"
 
     def show_unregistered_refused(self, timeout: float = 40.0) -> str:
         """Start a SuperNode with an unregistered key; return the SuperLink's refusal line."""

@@ -354,6 +354,19 @@ class ManagedProcess:
             self._log = None
         return rc
 
+    def kill(self) -> int | None:
+        """Crash the process: SIGKILL its group and every descendant at once (no grace)."""
+        if self.popen is None:
+            return None
+        self._remember_descendants()
+        for pid in {self.popen.pid, *self._known}:
+            _signal(pid, signal.SIGKILL)
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return self.stop(grace=5.0)  # reaps, closes the log
+
     def __enter__(self) -> "ManagedProcess":
         if self.popen is None:
             self.start()

@@ -280,7 +280,8 @@ def coordinate(grid: Any, context: Any) -> None:
         attempt_base = next_attempt.get((base.kind, base.round_index), 0)
         outcome, info = run_round(tgrid, ctx, strategy, base, targets, transport, attempt_base)
         refused = {site: line for site, line in info["errors"].items() if BUDGET_MARK in line}
-        timed_out = {site for site, line in info["errors"].items() if "no reply within" in line}
+        timed_out = {site for site, line in info["errors"].items()
+                     if site in orch.sites and not line.startswith("site ")}  # unreachable
         if timed_out - lost:
             LOG.warning("run %s: %s stopped answering; dropped for the rest of this session",
                         run_id, sorted(timed_out - lost))

@@ -156,8 +156,9 @@ def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
     ``run_id`` travels with the hello (a deployed site reports its ledger keys for it);
     each node's full hello reply is stored in ``records`` when given. A site that did not
     accept the federation (``accepted`` false) stops the run with its one-line reason.
-    With ``require_all`` false, nodes that do not answer in time are left out (a deployed
-    coordinator then checks the threshold itself); explicit refusals still stop the run.
+    With ``require_all`` false, unreachable nodes (no reply in time, or Flower's "node
+    unavailable") are left out (a deployed coordinator then checks the threshold itself);
+    a site's own refusal still stops the run.
     """
     hello = {"protocol_version": PROTOCOL_VERSION, "schema_hash": schema_hash,
              "run_id": run_id}
@@ -169,7 +170,7 @@ def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
     ex = grid.log[-1]
     sites: dict[int, str] = {}
     problems: list[str] = [f"node {n}: {ex.errors[n]}" for n in sorted(ex.errors)
-                           if require_all or "no reply within" not in ex.errors[n]]
+                           if require_all or ex.errors[n].startswith("site ")]
     for r in replies:
         if r.has_error():
             continue
