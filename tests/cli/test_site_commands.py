@@ -113,12 +113,14 @@ def test_status_without_and_with_ledger(site, monkeypatch, capsys):
                                     "count": 4}])
     book.record("run-2", "round", [{"type": "sampled_gaussian", "q": 0.1, "sigma": 2.0,
                                     "count": 1}])
+    book.refuse("run-2/round/2/0", "privacy budget: site hospital-a refuses ...")
     code, out, err = cli(monkeypatch, capsys, "site", "status", "--config",
                          str(site / "site.toml"))
     assert code == 0, err
     lines = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in out.splitlines()
              if ln.count("│") == 3}
     assert lines["rounds answered"] == "5" and lines["runs"] == "2"
+    assert lines["rounds refused"] == "1"
     assert lines["budget ε / δ"] == "3 / 1e-05"
     spent = float(lines["spent ε (rdp)"])
     assert 0 < spent < 3 and abs(float(lines["remaining ε"]) - (3 - spent)) < 1e-3

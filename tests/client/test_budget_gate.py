@@ -1,0 +1,54 @@
+"""The site daemon's gate: charges its own ledger before data is touched, refuses in one line."""
+
+import pandas as pd
+import pytest
+
+from fedcondense.client.app import SiteFailure
+from fedcondense.client.budget_gate import gate, hello_info
+from fedcondense.protocol.accounting import calibrate
+from fedcondense.protocol.ledger import PrivacyLedger
+from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.site_budget import DeclaredPlan
+from fedcondense.simulations.datasets import export_dataset
+
+
+@pytest.fixture(scope="module")
+def plan():
+    cal = calibrate(1.0, 1e-5, 0.5, 3)
+    return DeclaredPlan(1.0, 1e-5, "rdp", 3, cal.sigma, 0.0, "local", 1)
+
+
+def _cfg(tmp_path, budget):
+    csv, schema = export_dataset("heart_disease", tmp_path)
+    return {"site-id": "h1", "data-path": str(csv), "schema-path": str(schema),
+            "ledger-path": str(tmp_path / "ledger.json"), "budget-epsilon": budget,
+            "budget-delta": 1e-5, "round-log": str(tmp_path / "rounds.log")}
+
+
+def _msg(plan, t):
+    return RoundMessage(schema_hash="h", run_id="r", round_index=t, round_seed=1, reply_dim=4,
+                        noise_std=plan.sigma,
+                        hyper={"clip_norm": 1.0, "privacy": plan.to_hyper(),
+                               "sample_rate_by_site": {"h1": 0.5}})
+
+
+def test_gate_charges_then_refuses_naming_site_and_budget(tmp_path, plan):
+    cfg = _cfg(tmp_path, 0.75)
+    n = len(pd.read_csv(cfg["data-path"]))
+    gate(_msg(plan, 1), cfg, n_records=n, free_dim=5)
+    with pytest.raises(SiteFailure, match=r"site h1 refuses r/round/2/0: .*budget ε=0.75"):
+        for t in range(2, 4):
+            gate(_msg(plan, t), cfg, n_records=n, free_dim=5)
+    book = PrivacyLedger.open(cfg["ledger-path"])
+    assert book.keys_for_run("r")[0] == "r/round/1/0" and book.spent() <= 0.75
+    lines = (tmp_path / "rounds.log").read_text().splitlines()
+    assert "site h1 answered r round 1 attempt 0" in lines[0] and "REFUSED" in lines[-1]
+    info = hello_info(cfg, "r")
+    assert info["n_records"] == n and info["charged"].startswith("r/round/1/0")
+    # The node config's budget can never differ from the ledger's.
+    with pytest.raises(SiteFailure, match="cannot be changed"):
+        gate(_msg(plan, 5), {**cfg, "budget-epsilon": 9.0}, n_records=n, free_dim=5)
+
+
+def test_gate_is_open_without_a_ledger(plan):
+    gate(_msg(plan, 1), {"site-id": "sim"}, n_records=10, free_dim=5)  # simulations
