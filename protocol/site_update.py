@@ -7,9 +7,12 @@ A round has two halves:
    It never touches real data, so in a one-machine simulation the fits are shared across
    sites, and every deployed site computes them identically.
 2. :func:`site_update` — *private*. On a Poisson sample of its records (rate q) a site computes
-   each record's P-vector of loss differences ``L_i(S + μU_p) − L_i(S − μU_p)`` (summed over
-   the families of a portfolio), clips it to L2 norm C, sums over the sample and adds
-   Gaussian noise of the requested std per coordinate.
+   each record's P-vector of loss differences ``L_i(S + μU_p) − L_i(S − μU_p)``. In a
+   portfolio of F families each family's vector is clipped to ``C / F`` before they are
+   summed, so the record's vector has L2 norm at most C and no family can crowd out the
+   others (a decision tree's jumps of up to ``−log(floor)`` would otherwise fill the whole
+   clipping budget and erase a logistic regression's smaller, smoother differences). The
+   site sums over the sample and adds Gaussian noise of the requested std per coordinate.
 
 The server turns the (securely summed) vectors into a gradient with
 :func:`apply_update`: ``Δ̄ = sum / B`` with the public expected batch size ``B = Σ q_k n_k``,
@@ -105,16 +108,18 @@ def per_record_losses(
 
 
 def per_record_differences(fits: RoundFits, records: Records, idx: np.ndarray) -> np.ndarray:
-    """``(len(idx), P)``: each selected record's loss differences, summed over families."""
+    """``(len(idx), P)``: each selected record's loss differences, each family's share
+    clipped to ``C / F`` and summed over the F families (L2 norm at most C)."""
     p = fits.config.n_directions
     total = np.zeros((len(idx), p))
     if len(idx) == 0:  # an empty Poisson sample: the site contributes noise only
         return total
+    share = fits.config.clip_norm / len(fits.families)
     for name, fam in fits.families.items():
         losses = per_record_losses(
             fam, fits.fitted[name], fits.synthetic, records, idx, fits.config.loss_floor
         )
-        total += (losses[:p] - losses[p:]).T
+        total += clip_rows((losses[:p] - losses[p:]).T, share)
     return total
 
 

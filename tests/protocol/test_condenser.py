@@ -82,6 +82,23 @@ def test_site_sum_moves_by_at_most_clip_norm_when_a_record_is_removed(heart):
     assert np.linalg.norm(full - less) <= 0.05 + 1e-9
 
 
+def test_portfolio_gives_every_family_an_equal_share_of_the_clip_norm(heart):
+    schema, table = heart
+    res = condense(table, schema, CondenseConfig(**{**FAST, "rounds": 1}))
+    names = ("logistic_regression", "decision_tree")
+    fams = {m: create_family(m) for m in names}
+    fits = fit_round(res.synthetic, fams, RoundConfig(1, 1, 8, 0.5, 0.2))
+    idx = np.arange(len(table.X))
+    both = per_record_differences(fits, table, idx)
+    alone = {m: per_record_differences(
+        fit_round(res.synthetic, {m: fams[m]}, RoundConfig(1, 1, 8, 0.5, 0.1)), table, idx)
+        for m in names}  # one family clipped to C / 2 = 0.1
+    np.testing.assert_allclose(both, alone["logistic_regression"] + alone["decision_tree"])
+    assert np.linalg.norm(both, axis=1).max() <= 0.2 + 1e-9
+    for m in names:
+        assert np.linalg.norm(alone[m], axis=1).max() <= 0.1 + 1e-9
+
+
 def test_condensation_beats_its_own_initialisation():
     df, schema = load_dataset("breast_cancer")
     tr, te = train_test_split_table(df, schema, test_size=0.3, seed=0)
