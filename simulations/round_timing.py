@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from fedcondense.client import site_handler
 from fedcondense.client.site_handler import CondensationHandler
 from fedcondense.protocol.messages import RoundMessage
 
@@ -44,8 +45,6 @@ class TimedSiteHandler(CondensationHandler):
     timing_dir: str = ""
 
     def __call__(self, message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarray:
-        from fedcondense.client import site_handler
-
         fitted_before = site_handler._CACHE.misses
         vector, timings = self.answer(message, node_config)
         if self.timing_dir and message.kind == "round":
