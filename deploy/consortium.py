@@ -38,12 +38,14 @@ class LocalConsortium:
 
     def __init__(self, work: str | Path, site_files: Mapping[str, Path], schema: Path, *,
                  budgets: Mapping[str, float] | None = None, delta_budget: float = 1e-5,
-                 log_dir: str | Path | None = None) -> None:
+                 log_dir: str | Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.work = Path(work).resolve()
         self.logs = Path(log_dir).resolve() if log_dir else self.work / "logs"
         self.site_files = {k: Path(v).resolve() for k, v in site_files.items()}
         self.schema = Path(schema).resolve()
         self.budgets = dict(budgets or {})
+        self.env_extra = dict(env or {})  # e.g. FLWR_SUPEREXEC_TASK_POLL_INTERVAL
         self.delta_budget = delta_budget
         self.home = self.work / "flwr-home"
         self.port = free_port()
@@ -61,9 +63,12 @@ class LocalConsortium:
                                  cert=self.keys.server.cert, key=self.keys.server.key,
                                  database=self.work / "superlink.db")
         self.link = ManagedProcess("SuperLink", argv, self.logs / "superlink.log",
-                                   env=flower_env(self.home), timestamps=True).start()
+                                   env=self._env(self.home), timestamps=True).start()
         self.link.wait_for_log(r"Uvicorn running on https?://", timeout)
         flwr_cli.write_connection(self.home, CONNECTION, self.address, self.keys.ca.cert)
+
+    def _env(self, home: Path) -> dict[str, str]:
+        return {**flower_env(home), **self.env_extra}
 
     def kill_link(self) -> None:
         """Crash the coordinator: SIGKILL the SuperLink and its ServerApp at once."""
@@ -109,7 +114,7 @@ class LocalConsortium:
                     str(self.site_toml(site))]
             self.sites[site] = ManagedProcess(
                 f"site {site}", argv, self.logs / f"{site}.start.log",
-                env=flower_env(self.work / "sites" / site / "flwr")).start()
+                env=self._env(self.work / "sites" / site / "flwr")).start()
         for site in sites:
             self.sites[site].wait_for_log("connected to 127.0.0.1", timeout)
 

@@ -48,6 +48,8 @@ from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 LOG = logging.getLogger("fedcondense.coordinator")
 STATE_FILE = "coordinator.json"
 CHECKPOINT_FILE = "checkpoint.npz"
+REPLY_POLL_S = 0.2
+"""Seconds between the coordinator's pulls for replies (Flower's own grid waits 3 s)."""
 
 
 class RunStopped(FedcondenseError):
@@ -68,6 +70,7 @@ class DeploySettings:
     max_attempts: int
     resume: bool
     condense: CondenseConfig
+    reply_poll: float = REPLY_POLL_S
 
     @classmethod
     def from_run_config(cls, rc: Mapping[str, Any]) -> "DeploySettings":
@@ -94,7 +97,8 @@ class DeploySettings:
         return cls(Path(str(get("schema-path"))), Path(str(get("out-dir"))), n, t,
                    mode,  # type: ignore[arg-type]
                    float(rc.get("stage-timeout", 60.0)), float(rc.get("node-wait", 120.0)),
-                   int(rc.get("max-attempts", 2)), bool(rc.get("resume", False)), cc)
+                   int(rc.get("max-attempts", 2)), bool(rc.get("resume", False)), cc,
+                   float(rc.get("reply-poll", REPLY_POLL_S)))
 
 
 def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_range: float
@@ -210,7 +214,7 @@ def coordinate(grid: Any, context: Any) -> None:
                                 node_wait=s.node_wait)
     transport.validate()
 
-    tgrid = TracingGrid(grid)
+    tgrid = TracingGrid(grid, poll_interval=s.reply_poll)
     expected = s.threshold if s.resume else s.sites
     nodes = wait_for_nodes(tgrid, expected, s.node_wait)
     time.sleep(0 if len(nodes) >= s.sites else min(5.0, s.node_wait))  # late joiners

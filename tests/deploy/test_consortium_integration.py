@@ -83,6 +83,8 @@ def test_consortium_budget_crash_and_resume(tmp_path: Path) -> None:
         assert [r.key.split("/", 1)[1] for r in ledger4.refusals] == ["round/1/0"]
         assert "REFUSED" in c.round_log("site-4").read_text()
         c.sites.pop("site-4").stop()  # graceful: the SuperNode signs off
+        exited = {k: p.poll() for k, p in c.sites.items() if p.poll() is not None}
+        assert not exited, f"site daemons exited: {exited}; see {c.logs}"
 
         # ---- 2. site crash + coordinator crash + resume --------------------------------
         out = tmp_path / "run-crash"
