@@ -65,11 +65,12 @@ def closest_distances(records: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
     return np.sqrt(d2.min(axis=1))
 
 
-def dcr_attack(members: Table, nonmembers: Table, synthetic: Table) -> AttackResult:
+def dcr_attack(members: Table, nonmembers: Table, synthetic: Table,
+               n_boot: int = 200) -> AttackResult:
     """Members closer to the release than non-members? (score = −distance)."""
     return attack_auc("distance_to_closest_record",
                       -closest_distances(members.X, synthetic.X),
-                      -closest_distances(nonmembers.X, synthetic.X))
+                      -closest_distances(nonmembers.X, synthetic.X), n_boot=n_boot)
 
 
 def _record_losses(schema: Schema, family: str, train: Table, records: Table) -> np.ndarray:
@@ -84,11 +85,11 @@ def _record_losses(schema: Schema, family: str, train: Table, records: Table) ->
 
 
 def loss_threshold_attack(schema: Schema, family: str, members: Table, nonmembers: Table,
-                          synthetic: Table) -> AttackResult:
+                          synthetic: Table, n_boot: int = 200) -> AttackResult:
     """Members have lower loss under a model trained on the release? (score = −loss)."""
     return attack_auc(f"loss_threshold[{family}]",
                       -_record_losses(schema, family, synthetic, members),
-                      -_record_losses(schema, family, synthetic, nonmembers))
+                      -_record_losses(schema, family, synthetic, nonmembers), n_boot=n_boot)
 
 
 def copy_counts(real: pd.DataFrame, released: pd.DataFrame, real_enc: np.ndarray,

@@ -9,30 +9,64 @@
     condensation; no data access beyond that one release.
 
 ``mst`` / ``aim`` (optional)
-    smartnoise-synth's MST and AIM (``pip install '.[baselines]'``); when the package is not
-    installed :func:`available_baselines` says so and the benchmark report notes it.
+    smartnoise-synth's MST and AIM (``pip install '.[baselines]'``) on a public discretisation
+    of the table (:mod:`fedcondense.simulations.marginal_baselines`), either in this process or
+    with another interpreter that has them (``baselines_python``, e.g. a separate venv, since
+    smartnoise-synth pins old opacus/jax). When neither has them :func:`available_baselines`
+    says so and the benchmark report notes it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import subprocess
 
 import numpy as np
 import pandas as pd
 
 from fedcondense.protocol.accounting import epsilon_spent, solve_sigma
 from fedcondense.protocol.condenser import free_coordinates, record_groups
+from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_update import Records
 from fedcondense.protocol.synthetic_set import SyntheticSet
 
 
-def available_baselines() -> dict[str, str]:
-    """Baseline name → "available" or why not."""
-    snsynth = importlib.util.find_spec("snsynth") is not None
-    note = "available" if snsynth else "not installed (pip install '.[baselines]')"
+def available_baselines(baselines_python: str | None = None) -> dict[str, str]:
+    """Baseline name → "available" (or "available via PYTHON") or why not."""
+    if importlib.util.find_spec("snsynth") is not None:
+        note = "available"
+    elif baselines_python and _has_snsynth(baselines_python):
+        note = f"available via {baselines_python}"
+    elif baselines_python:
+        note = f"not installed in {baselines_python} (pip install '.[baselines]' there)"
+    else:
+        note = "not installed (pip install '.[baselines]', or --baselines-python PYTHON)"
     return {"dp_gaussian": "available", "mst": note, "aim": note}
+
+
+def _has_snsynth(python: str) -> bool:
+    try:
+        done = subprocess.run([python, "-c", "import snsynth, fedcondense.simulations"],
+                              capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def marginal_baseline(method: str, frame: pd.DataFrame, schema: Schema, n_rows: int,
+                      epsilon: float, delta: float, seed: int,
+                      python: str | None = None) -> pd.DataFrame:
+    """MST or AIM release of ``n_rows`` rows, here or with ``python`` when not importable here."""
+    from fedcondense.simulations import marginal_baselines as mb
+
+    if importlib.util.find_spec("snsynth") is not None:
+        return mb.fit_sample(method, frame, schema, n_rows, epsilon, delta, seed)
+    if python is None:
+        raise FedcondenseError(f"{method}: smartnoise-synth is not installed; pip install "
+                               "'.[baselines]' or pass --baselines-python.")
+    return mb.run_in_subprocess(python, method, frame, schema, n_rows, epsilon, delta, seed)
 
 
 def dp_gaussian(records: Records, schema: Schema, n_rows: int, epsilon: float, delta: float,
