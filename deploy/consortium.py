@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 
 from fedcondense.deploy import flwr_cli, pki
 from fedcondense.deploy.processes import (SUPERNODE_REFUSED, ManagedProcess, flower_env,
-                                          free_port, running_supernode, superlink_command)
+                                          free_port, port_open, running_supernode,
+                                          superlink_command)
 from fedcondense.protocol.errors import FedcondenseError
 
 APP_DIR = Path(__file__).resolve().parent / "app"
@@ -53,6 +54,7 @@ class LocalConsortium:
         self.keys = pki.init_consortium(self.work / "pki", ["127.0.0.1", "localhost"],
                                         [*self.site_files, "unregistered"], force=True)
         self.link: ManagedProcess | None = None
+        self.link_starts = 0
         self.sites: dict[str, ManagedProcess] = {}
         self._stack = ExitStack()
 
@@ -62,9 +64,18 @@ class LocalConsortium:
         argv = superlink_command(host="127.0.0.1", port=self.port, ca_cert=self.keys.server.ca_cert,
                                  cert=self.keys.server.cert, key=self.keys.server.key,
                                  database=self.work / "superlink.db")
-        self.link = ManagedProcess("SuperLink", argv, self.logs / "superlink.log",
-                                   env=self._env(self.home), timestamps=True).start()
+        self.link_starts += 1
+        log = self.logs / ("superlink.log" if self.link_starts == 1
+                           else f"superlink.restart-{self.link_starts - 1}.log")
+        self.link = ManagedProcess("SuperLink", argv, log, env=self._env(self.home),
+                                   timestamps=True).start()
         self.link.wait_for_log(r"Uvicorn running on https?://", timeout)
+        deadline = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.port):
+            if time.monotonic() > deadline:
+                raise FedcondenseError(f"SuperLink not accepting connections on "
+                                       f"{self.address}; see {log}.")
+            time.sleep(0.2)
         flwr_cli.write_connection(self.home, CONNECTION, self.address, self.keys.ca.cert)
 
     def _env(self, home: Path) -> dict[str, str]:

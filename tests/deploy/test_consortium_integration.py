@@ -43,9 +43,13 @@ def _wait(what: str, predicate, timeout: float, poll: float = 0.5) -> None:
         time.sleep(poll)
 
 
-def _answered(c: LocalConsortium, site: str, text: str) -> bool:
-    log = c.round_log(site)
-    return log.exists() and text in log.read_text()
+def _answered(c: LocalConsortium, site: str, out: Path, request: str) -> bool:
+    """Whether ``site`` answered ``request`` (e.g. "round 1") of the run writing to ``out``."""
+    log, state = c.round_log(site), out / "coordinator.json"
+    if not (log.exists() and state.exists()):
+        return False
+    run_id = json.loads(state.read_text())["run_id"]
+    return f" answered {run_id} {request} attempt" in log.read_text()
 
 
 def _run_keys(c: LocalConsortium, site: str, run_id: str) -> list[str]:
@@ -90,9 +94,9 @@ def test_consortium_budget_crash_and_resume(tmp_path: Path) -> None:
         out = tmp_path / "run-crash"
         cfg = {**RUN, "schema-path": str(schema), "out-dir": str(out), "sites": 3, "rounds": 3}
         c.submit(cfg)
-        _wait("round 1 at site-3", lambda: _answered(c, "site-3", " round 1 attempt"), 400)
+        _wait("round 1 at site-3", lambda: _answered(c, "site-3", out, "round 1"), 400)
         c.kill_site("site-3")
-        _wait("round 2 at site-1", lambda: _answered(c, "site-1", " round 2 attempt"), 400)
+        _wait("round 2 at site-1", lambda: _answered(c, "site-1", out, "round 2"), 400)
         c.kill_link()
         assert not (out / "synthetic.csv").exists()
         state = json.loads((out / "coordinator.json").read_text())
