@@ -1,4 +1,5 @@
-"""``fedcondense evaluate``: train on synthetic, test on real, next to train on real."""
+"""``fedcondense evaluate``: train on synthetic, test on real, next to train on real; plus the
+privacy audit of the release (membership-inference AUCs, copies, subgroup utility) and plots."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from fedcondense.cli.main import app
@@ -28,10 +30,17 @@ def evaluate_command(
     train: Path = typer.Option(..., "--train", help="Real training table (CSV/Parquet)."),
     test: Path = typer.Option(..., "--test", help="Real held-out test table."),
     schema_path: Path = typer.Option(..., "--schema", help="Consortium schema JSON."),
-    out: Path = typer.Option(..., "--out", help="Output folder (evaluation.csv, evaluation.json)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (evaluation.csv/json, audit.json, "
+                             "subgroups.csv, plots/utility.png, plots/audit.png, "
+                             "plots/subgroups.png)."),
     models: str = typer.Option("", "--models", help="Comma-separated families (default: all of the task)."),
     subsets: int = typer.Option(20, "--subsets", help="Random real subsets of the synthetic size to average."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random subsets."),
+    audit: bool = typer.Option(True, "--audit/--no-audit", help="Also audit the release: "
+                               "membership inference (loss threshold per family, distance to "
+                               "closest record; --train records are members, --test records "
+                               "non-members) with 95 % intervals, exact/near copies of real "
+                               "rows, utility by the schema's subgroup columns."),
 ) -> None:
     from fedcondense.protocol.families import families_for_task
     from fedcondense.protocol.atomic_file import atomic_write_text
@@ -79,3 +88,43 @@ def evaluate_command(
             table.add_row(fam, met, *[f"{vals[s]:.3f}" if s in vals else "" for s in sources])
     Console().print(table)
     typer.echo(f"wrote {out_dir / 'evaluation.csv'}")
+    metric = "c_index" if schema.is_survival else "auroc"
+    from fedcondense.simulations.release_audit import utility_plot
+
+    png = utility_plot(rows, metric, f"Utility of {synthetic.name} vs real data "
+                       f"(test on {test.name})", out_dir / "plots" / "utility.png")
+    typer.echo(f"wrote {png}")
+    if audit:
+        _audit(syn, tr, te, names, metric, out_dir)
+
+
+def _audit(syn: object, tr: object, te: object, names: list[str], metric: str, out_dir: Path) -> None:
+    """Write audit.json, subgroups.csv and the audit plots; print the attack AUCs."""
+    import pandas as pd
+
+    from fedcondense.protocol.atomic_file import atomic_write_text
+    from fedcondense.protocol.release import dumps
+    from fedcondense.simulations.release_audit import audit_plot, audit_release, subgroup_plot
+
+    result, subgroups = audit_release(syn, tr, te, names)  # type: ignore[arg-type]
+    atomic_write_text(out_dir / "audit.json", dumps(result))
+    atomic_write_text(out_dir / "subgroups.csv", pd.DataFrame(
+        subgroups, columns=["subgroup", "level", "n_test", "family", "source", "metric",
+                            "value"]).to_csv(index=False))
+    table = RichTable(title="Privacy audit (AUC 0.5 = attack no better than chance)")
+    for col in ("attack", "AUC", "95 % CI"):
+        table.add_column(col)
+    for a in result["attacks"]:  # type: ignore[attr-defined]
+        table.add_row(escape(str(a["attack"])), f"{a['auc']:.3f}", f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}]")
+    Console().print(table)
+    copies = result["copies"]  # type: ignore[index]
+    typer.echo(f"exact copies of real training rows: {copies['exact_copies']}"  # type: ignore[index]
+               f"{'' if result['exact_copies_ok'] else '  <-- MUST BE 0: do not release'}; "
+               f"near copies: {copies['near_copies']}")  # type: ignore[index]
+    pngs = [audit_plot(result, out_dir / "plots" / "audit.png"),
+            subgroup_plot(subgroups, metric, out_dir / "plots" / "subgroups.png")]
+    if not result["subgroup_columns"]:
+        typer.echo("no subgroup columns in the schema (add \"subgroups\": [...] to audit "
+                   "utility by subgroup)")
+    typer.echo(f"wrote {out_dir / 'audit.json'}, {out_dir / 'subgroups.csv'}, "
+               + ", ".join(str(p) for p in pngs if p is not None))

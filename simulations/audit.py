@@ -43,19 +43,28 @@ class AttackResult:
         return {"attack": self.name, "auc": self.auc, "ci_low": self.ci_low, "ci_high": self.ci_high}
 
 
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC by the Mann–Whitney rank sum (ties count one half), fast enough to bootstrap."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    ranks = rankdata(s)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def attack_auc(name: str, member_scores: np.ndarray, nonmember_scores: np.ndarray,
                n_boot: int = 200, seed: int = 0) -> AttackResult:
-    """AUC of "higher score ⇒ member", with a percentile bootstrap interval."""
+    """AUC of "higher score ⇒ member", with a percentile bootstrap interval (members and
+    non-members resampled separately)."""
     y = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
     s = np.r_[member_scores, nonmember_scores]
     auc = float(roc_auc_score(y, s))
     rng = np.random.default_rng(seed)
-    boots = []
     mi, ni = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    for _ in range(n_boot):
-        idx = np.r_[rng.choice(mi, len(mi)), rng.choice(ni, len(ni))]
-        boots.append(roc_auc_score(y[idx], s[idx]))
-    lo, hi = np.percentile(boots, [2.5, 97.5])
+    boots = [_auc(y[idx], s[idx]) for idx in
+             (np.r_[rng.choice(mi, len(mi)), rng.choice(ni, len(ni))] for _ in range(n_boot))]
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan)
     return AttackResult(name, auc, float(lo), float(hi))
 
 
@@ -104,14 +113,36 @@ def copy_counts(real: pd.DataFrame, released: pd.DataFrame, real_enc: np.ndarray
             "near_tolerance": near_tol * scale, "min_distance_to_real": float(dists.min())}
 
 
+AGE_BANDS = 4
+
+
+def subgroup_levels(schema: Schema, column: str, frame: pd.DataFrame) -> pd.Series:
+    """Subgroup label of each row: the value of a categorical/binary column, or for a numeric
+    column its band among ``AGE_BANDS`` equal-width bands of the public range (e.g. age)."""
+    col = schema.column(column)
+    if col.kind != "numeric":
+        return frame[column].astype(str)
+    edges = np.linspace(float(col.min), float(col.max), AGE_BANDS + 1)  # type: ignore[arg-type]
+    fmt = (lambda v: f"{v:.0f}") if col.integer else (lambda v: f"{v:g}")  # noqa: E731
+    names = [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(AGE_BANDS)]
+    band = np.clip(np.searchsorted(edges, frame[column].to_numpy(dtype=float), side="right") - 1,
+                   0, AGE_BANDS - 1)
+    return pd.Series(np.asarray(names, dtype=object)[band], index=frame.index)
+
+
 def subgroup_utility(schema: Schema, family: str, synthetic: Table, train: Table, test: Table,
-                     test_frame: pd.DataFrame) -> list[dict[str, object]]:
-    """Utility of the release vs the full training table within each subgroup level."""
+                     test_frame: pd.DataFrame, min_rows: int = 10) -> list[dict[str, object]]:
+    """Utility of the release vs the full training table within each subgroup level.
+
+    Levels with fewer than ``min_rows`` test rows, one class only, or (survival) fewer than two
+    events are skipped: a metric on them would be noise.
+    """
     out: list[dict[str, object]] = []
     for col in schema.subgroups:
-        for level, idx in test_frame.groupby(col).indices.items():
+        levels = subgroup_levels(schema, col, test_frame.reset_index(drop=True))
+        for level, idx in levels.groupby(levels).indices.items():
             sub = test.subset(np.asarray(idx))
-            if len(idx) < 10 or (not schema.is_survival and len(np.unique(sub.y)) < 2):
+            if len(idx) < min_rows or (not schema.is_survival and len(np.unique(sub.y)) < 2):
                 continue
             if schema.is_survival and sub.event.sum() < 2:  # type: ignore[union-attr]
                 continue

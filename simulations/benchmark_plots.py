@@ -75,7 +75,7 @@ def utility_figure(df: pd.DataFrame, dataset: str, path: Path) -> Path:
     fig.suptitle(f"{dataset}: utility of each release vs privacy budget\n(mean ± sd over "
                  "seeds; model trained on the release, tested on the real hold-out)", fontsize=11)
     fig.tight_layout(rect=(0, 0.1 if nrow == 1 else 0.06, 1, 0.93))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _legend_entries(axes: np.ndarray) -> tuple[list, list[str]]:
@@ -103,7 +103,7 @@ def transfer_figure(matrix: pd.DataFrame, dataset: str, eps: str, metric: str, p
     ax.set_title(f"{dataset}: cross-model transfer at ε = {_eps_tick(eps)}\n(mean over seeds)",
                  fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def audit_figure(audit: pd.DataFrame, title: str, path: Path) -> Path:
@@ -130,13 +130,14 @@ def audit_figure(audit: pd.DataFrame, title: str, path: Path) -> Path:
     ax.set_xlabel("membership-inference attack AUC with 95 % bootstrap interval\n"
                   "(0.5 = chance; above 0.5 = training records distinguishable)")
     ax.set_title(title, fontsize=11)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write a PNG atomically (no half-written plot) and close the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -53,8 +53,16 @@ def _bin(name: str) -> dict:
     return {"name": name, "kind": "binary"}
 
 
+# Demographic columns marked as subgroups: the privacy audit reports utility within each level
+# (numeric columns in bands of their public range), since DP often hurts small groups most.
+_SUBGROUPS = {"heart_disease": ["sex", "age"], "gbsg2": ["menostat", "age"],
+              "whas500": ["gender", "age"], "flchain": ["sex", "age"],
+              "support2": ["sex", "race", "age"], "support2_mortality": ["sex", "race", "age"]}
+
+
 def _schema(name: str, columns: list[dict], task: dict) -> Schema:
-    return Schema.from_dict({"name": name, "columns": columns, "task": task},
+    return Schema.from_dict({"name": name, "columns": columns, "task": task,
+                             "subgroups": _SUBGROUPS.get(name, [])},
                             source=f"fedcondense.simulations.datasets:{name}")
 
 
