@@ -35,7 +35,8 @@ def _names(text: str) -> tuple[str, ...]:
 def benchmark_command(
     out: Path = typer.Option(..., "--out", help="Output folder (results.csv, report.md, plots/)."),
     quick: bool = typer.Option(False, "--quick", help="Small grid (about 15 min on 2 cores): "
-                               "breast_cancer + gbsg2, ε ∈ {1, inf}, 3 seeds, 20 rounds."),
+                               "heart_disease + gbsg2, ε ∈ {1, inf}, condensing with the portfolio "
+                               "and logistic_regression, dp_gaussian and MST, 3 seeds, 20 rounds."),
     datasets: str = typer.Option("", "--datasets", help="Comma-separated bundled datasets "
                                  "(default: the grid's)."),
     epsilons: str = typer.Option("", "--epsilons", help="Comma-separated ε values, 'inf' for "
@@ -101,8 +102,8 @@ def benchmark_command(
     if any(math.isnan(e) for e in spec.epsilons):
         raise FedcondenseError("--epsilons: nan is not a privacy level.")
     python = baselines_python or None
+    plan = plan_run(spec, out, python)  # validates the grid before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    plan = plan_run(spec, out, python)
     write_meta(spec, out, plan, python)
     for name, note in plan.availability.items():
         if name in spec.baselines and not note.startswith("available"):

@@ -3,7 +3,8 @@
 Both generators work on discrete data. Every column is mapped to integer codes using only the
 public schema, so no privacy budget is spent on preprocessing and the domain reveals nothing:
 
-* numeric features — ``BINS`` equal-width bins over the public ``[min, max]``;
+* numeric features — ``BINS`` equal-width bins over the public ``[min, max]`` (integer
+  columns: bins of whole integers, one per value when the range has at most ``BINS``);
 * survival time — ``BINS`` bins equal-width on the log scale over ``[time_min, time_max]``;
 * categorical / binary / class target / event — their levels.
 
@@ -46,7 +47,12 @@ def _edges(schema: Schema, col: str) -> np.ndarray | None:
         return np.geomspace(task.time_min, task.time_max, BINS + 1)  # type: ignore[union-attr]
     if col in schema.feature_names and schema.column(col).kind == "numeric":
         c = schema.column(col)
-        return np.linspace(float(c.min), float(c.max), BINS + 1)  # type: ignore[arg-type]
+        lo, hi = float(c.min), float(c.max)  # type: ignore[arg-type]
+        if c.integer:  # edges on half-integers, so every integer falls inside one bin
+            width = math.floor(hi) - math.ceil(lo) + 1
+            steps = np.unique(np.round(np.linspace(0, width, min(BINS, width) + 1)))
+            return math.ceil(lo) - 0.5 + steps
+        return np.linspace(lo, hi, BINS + 1)
     return None
 
 
@@ -66,8 +72,8 @@ def discretise(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, list[
         edges = _edges(schema, col)
         if edges is not None:
             x = frame[col].to_numpy(dtype=float)
-            codes[col] = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, BINS - 1)
-            cards.append(BINS)
+            codes[col] = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+            cards.append(len(edges) - 1)
         else:
             levels = [normalise_label(v) for v in _levels(schema, col)]
             index = {v: i for i, v in enumerate(levels)}
@@ -91,10 +97,10 @@ def undiscretise(codes: pd.DataFrame, schema: Schema, rng: np.random.Generator) 
             lo, hi = edges[k], edges[k + 1]
             if schema.is_survival and col == schema.task.time:  # type: ignore[union-attr]
                 v = np.exp(rng.uniform(np.log(lo), np.log(hi)))
+            elif schema.column(col).integer:  # a uniform integer of the bin
+                v = rng.integers(np.ceil(lo).astype(int), np.floor(hi).astype(int) + 1).astype(float)
             else:
                 v = rng.uniform(lo, hi)
-                if schema.column(col).integer:
-                    v = np.clip(np.round(v), math.ceil(edges[0]), math.floor(edges[-1]))
             out[col] = v
         else:
             vals = np.asarray(_levels(schema, col), dtype=object)[k]
