@@ -245,7 +245,7 @@ def coordinate(grid: Any, context: Any) -> None:
     strategy = SumStrategy()
     ctx = LegacyContext(context, config=ServerConfig(num_rounds=config.rounds + 1),
                         strategy=strategy, client_manager=manager)
-    transport_log: list[dict[str, Any]] = []
+    transport_log: list[dict[str, Any]] = list(orch.checkpoint_extra.get("transport", []))
     run_info: dict[str, Any] = {
         "command": "deploy", "run_id": run_id, "flower_runs": state["sessions"],
         "config": config_dict(config), "run_seed": orch.run_seed, "schema_hash": schema.hash(),
@@ -306,7 +306,7 @@ def coordinate(grid: Any, context: Any) -> None:
             orch.apply_round(summed if summed is not None else np.zeros(config.directions),
                              sent, contributed if summed is not None else [],
                              {"wall_s": info["wall_s"], "overhead_s": info["overhead_s"]})
-        orch.save(ck_path, extra={"run_id": run_id})
+        orch.save(ck_path, extra={"run_id": run_id, "transport": transport_log})
         LOG.warning("run %s %s %d: %d/%d sites contributed in %.1f s", run_id, base.kind,
                     base.round_index, len(contributed), len(targets), info["wall_s"])
         if refused:
