@@ -3,6 +3,7 @@ public discretisation used for MST/AIM."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -113,3 +114,19 @@ def test_public_discretisation_round_trip(name):
             assert back[col.name].between(col.min, col.max).all()
             card = cards[schema.all_columns.index(col.name)]
             assert card == (min(BINS, int(col.max - col.min) + 1) if col.integer else BINS)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("snsynth") is not None,
+                    reason="checks the behaviour without smartnoise-synth")
+def test_missing_smartnoise_is_reported_not_crashed():
+    import sys
+
+    from fedcondense.simulations.baselines import available_baselines, marginal_baseline
+
+    df, schema = load_dataset("heart_disease")
+    assert available_baselines()["mst"].startswith("not installed")
+    assert available_baselines(sys.executable)["aim"].startswith("not installed in")
+    with pytest.raises(FedcondenseError, match="pip install"):
+        marginal_baseline("mst", df, schema, 50, 1.0, 1e-5, 0)
+    with pytest.raises(FedcondenseError, match="mst with .* failed: .*snsynth"):
+        marginal_baseline("mst", df, schema, 50, 1.0, 1e-5, 0, python=sys.executable)
