@@ -136,6 +136,10 @@ def write_report(out: Path) -> Path:
              "subsets have 10 rows per class (40 rows for survival); DP baselines release as many "
              "rows as the real training table. ε = inf is non-private. Audit: members = training "
              "records, non-members = hold-out records; AUC 0.5 = attack no better than chance.", ""]
+    per_release = ok.drop_duplicates(["dataset", "method", "trained_with", "epsilon", "seed"])
+    times = per_release.groupby(["dataset", "method"], sort=False).seconds.mean()
+    lines += ["Mean seconds per release (produce + first evaluation): " + "; ".join(
+        f"{ds} {m} {v:.0f}" for (ds, m), v in times.items()) + ".", ""]
     lines += ["## Baselines", ""] + [f"- {k}: {v}" for k, v in meta.get("baselines", {}).items()]
     lines += ["- MST/AIM run on a public discretisation (10 bins per numeric column over its "
               "public bounds); they have no ε = inf mode and draw noise from OpenDP's secure "
