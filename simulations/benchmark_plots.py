@@ -25,7 +25,7 @@ STYLE = {"condensed": dict(color="tab:blue", marker="o", lw=2.2),
          "aim": dict(color="tab:purple", marker="v")}
 LABEL = {"condensed": "condensed (this project)", "dp_gaussian": "DP Gaussian (built-in)",
          "mst": "MST (smartnoise)", "aim": "AIM (smartnoise)", "full_real": "full real data",
-         "random_subset": "random real subset"}
+         "random_subset": "random real subset, condensed size"}
 
 
 def eps_order(values: list[str]) -> list[str]:
@@ -54,15 +54,16 @@ def utility_figure(df: pd.DataFrame, dataset: str, path: Path) -> Path:
             if len(vals):
                 ax.axhline(vals.mean(), color="0.35", ls=ls, lw=1.4,
                            label=f"{LABEL[ref]} ({vals.mean():.2f})")
-        for method, style in STYLE.items():
+        for k, (method, style) in enumerate(STYLE.items()):
             m = f[f.method == method]
             if method == "condensed":
                 m = m[m.trained_with == "portfolio"] if (m.trained_with == "portfolio").any() else m
             if m.empty:
                 continue
             g = m.groupby("epsilon").score.agg(["mean", "std"]).reindex(eps)
-            ax.errorbar(x, g["mean"], yerr=g["std"].fillna(0), capsize=3, label=LABEL[method],
-                        **style)
+            dodge = (k - (len(STYLE) - 1) / 2) * 0.04 * max(1, len(eps) - 1)  # keep bars apart
+            ax.errorbar(x + dodge, g["mean"], yerr=g["std"].fillna(0), capsize=3,
+                        label=LABEL[method], **style)
         ax.set_title(f"evaluated with {fam}", fontsize=10)
         ax.set_xticks(x, [_eps_tick(e) for e in eps])
         ax.set_xlabel("privacy budget ε (smaller = more private)")
@@ -74,7 +75,7 @@ def utility_figure(df: pd.DataFrame, dataset: str, path: Path) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8.5)
     fig.suptitle(f"{dataset}: utility of each release vs privacy budget\n(mean ± sd over "
                  "seeds; model trained on the release, tested on the real hold-out)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.1 if nrow == 1 else 0.06, 1, 0.93))
+    fig.tight_layout(rect=(0, 0.1 if nrow == 1 else 0.06, 1, 0.95 if nrow > 1 else 0.92))
     return save_figure(fig, path)
 
 

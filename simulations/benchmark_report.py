@@ -140,7 +140,10 @@ def write_report(out: Path) -> Path:
     times = per_release.groupby(["dataset", "method"], sort=False).seconds.mean()
     lines += ["Mean seconds per release (produce + first evaluation): " + "; ".join(
         f"{ds} {m} {v:.0f}" for (ds, m), v in times.items()) + ".", ""]
-    lines += ["## Baselines", ""] + [f"- {k}: {v}" for k, v in meta.get("baselines", {}).items()]
+    in_grid = set(meta.get("grid", {}).get("baselines", BASELINE_METHODS))
+    lines += ["## Baselines", ""] + [
+        f"- {k}: {v}" + ("" if k in in_grid else " (not in this grid)")
+        for k, v in meta.get("baselines", {}).items()]
     lines += ["- MST/AIM run on a public discretisation (10 bins per numeric column over its "
               "public bounds); they have no ε = inf mode and draw noise from OpenDP's secure "
               "generator, so their runs are not bit-reproducible.", ""]
