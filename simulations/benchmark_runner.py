@@ -79,10 +79,11 @@ def run_jobs(spec: GridSpec, out: Path, plan: RunPlan, baselines_python: str | N
             rows = score_release(job, release, split, spec.evaluated_with(job.dataset),
                                  time.perf_counter() - t0)
         except Exception as exc:  # one failing generator must not stop the grid
-            rows = [{"dataset": job.dataset, "method": job.method, "trained_with": job.trained_with,
-                     "epsilon": job.epsilon, "seed": job.seed, "eval_family": "",
-                     "score": math.nan, "seconds": round(time.perf_counter() - t0, 2),
-                     "status": f"failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"}]
+            why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            rows = [{"dataset": job.dataset, "method": job.method,
+                     "trained_with": job.trained_with, "epsilon": job.epsilon, "seed": job.seed,
+                     "eval_family": "", "score": math.nan,
+                     "seconds": round(time.perf_counter() - t0, 2), "status": f"failed: {why}"}]
         results.append(rows)
         if on_job is not None:
             on_job(job, rows)
