@@ -27,6 +27,7 @@ from fedcondense.simulations.datasets import DATASETS
 PORTFOLIO = "portfolio"
 REFERENCE_METHODS = ("full_real", "random_subset")
 BASELINE_METHODS = ("dp_gaussian", "mst", "aim")
+KEY = ("dataset", "method", "trained_with", "epsilon", "seed")
 COLUMNS = ("dataset", "task", "method", "trained_with", "epsilon", "seed", "eval_family",
            "metric", "score", "integrated_brier", "mia_auc", "mia_ci_low", "mia_ci_high",
            "dcr_auc", "dcr_ci_low", "dcr_ci_high", "exact_copies", "near_copies",
@@ -154,9 +155,9 @@ class ResultsFile:
                                        "header differs); choose another --out folder.")
 
     def done(self) -> set[tuple[str, str, str, str, str]]:
-        """Keys of the jobs that already have rows."""
-        return {tuple(r[c] for c in ("dataset", "method", "trained_with", "epsilon", "seed"))  # type: ignore[misc]
-                for r in self.rows()}
+        """Keys of the jobs that already have rows (a job that failed outright is retried)."""
+        return {tuple(r[c] for c in KEY) for r in self.rows()  # type: ignore[misc]
+                if not r["status"].startswith("failed")}
 
     def rows(self) -> list[dict[str, str]]:
         if not self.path.exists():

@@ -130,3 +130,14 @@ def test_missing_smartnoise_is_reported_not_crashed():
         marginal_baseline("mst", df, schema, 50, 1.0, 1e-5, 0)
     with pytest.raises(FedcondenseError, match="mst with .* failed: .*snsynth"):
         marginal_baseline("mst", df, schema, 50, 1.0, 1e-5, 0, python=sys.executable)
+
+
+def test_a_failed_job_is_retried_and_its_failure_leaves_the_report_once_it_succeeds(results):
+    path, rf = results
+    failed = {**_row("mst", "", "1", 0, float("nan")), "status": "failed: mst crashed"}
+    rf.append([failed])
+    assert Job("heart_disease", "mst", "", "1", 0).key not in rf.done()
+    assert "failed: mst crashed" in write_report(path).read_text()
+    rf.append([_row("mst", "lr", "1", 0, 0.6)])
+    assert Job("heart_disease", "mst", "", "1", 0).key in rf.done()
+    assert "failed: mst crashed" not in write_report(path).read_text()
