@@ -123,11 +123,39 @@ def audit_table(a: pd.DataFrame) -> list[str]:
                 "exact copies (max)", "near copies (max)"], rows)
 
 
+def subgroup_table(sub: pd.DataFrame, dataset: str) -> list[str]:
+    """Mean utility per subgroup level: the full real table, then each release (condensed
+    with the portfolio, baselines, random subsets), mean over seeds."""
+    s = sub[sub.dataset == dataset].drop_duplicates(
+        ["method", "trained_with", "epsilon", "seed", "subgroup", "level", "source"], keep="last")
+    if s.empty:
+        return []
+    s = s.assign(col=s.subgroup + "=" + s.level + " (n=" + s.n_test.astype(str) + ")")
+    cols = list(dict.fromkeys(s.col))
+    ref = s[s.source == "full_real"].groupby("col").value.mean()
+    rows = [["full real data (reference)"] + [f"{ref.get(c, np.nan):.3f}" for c in cols]]
+    rel = s[(s.source == "synthetic") & ((s.method != "condensed") | (s.trained_with == PORTFOLIO))]
+    for method in ORDER:
+        m = rel[rel.method == method]
+        for eps in plots.eps_order(list(m.epsilon)) or [""]:
+            e = m[m.epsilon == eps]
+            if not e.empty:
+                means = e.groupby("col").value.mean()
+                rows.append([_label(method, eps)] + [f"{means.get(c, np.nan):.3f}" for c in cols])
+    fam = str(s.family.iloc[0])
+    return ([f"### Utility by subgroup (evaluated with {fam}; levels with < 10 test rows or one "
+             "class left out)", ""] + _md(["release"] + cols, rows))
+
+
 def write_report(out: Path) -> Path:
     """Write ``report.md`` and the plots; return the report's path."""
     df = load_results(out)
     meta = json.loads((out / "benchmark.json").read_text()) if (out / "benchmark.json").exists() else {}
     ok = df[df.status == "ok"]
+    sub = pd.read_csv(out / "subgroups.csv", dtype={"epsilon": str, "trained_with": str,
+                                                   "level": str}, keep_default_na=False,
+                      na_values={"value": [""]}) if (out / "subgroups.csv").exists() \
+        else pd.DataFrame(columns=["dataset"])
     lines = ["# fedcondense benchmark", "",
              f"Grid ({meta.get('grid', {}).get('name', 'custom')}): {meta.get('description', '')}.",
              f"Wall time so far: {meta.get('seconds', 0) / 60:.1f} min. Rows: {len(df)}.", "",
@@ -166,6 +194,7 @@ def write_report(out: Path) -> Path:
                 png = plots.transfer_figure(m, ds, eps, str(d.metric.iloc[0]),
                                             out / "plots" / f"transfer_{ds}_eps{eps}.png")
                 lines += [f"![transfer {ds} ε={eps}](plots/{png.name})", ""]
+        lines += subgroup_table(sub, ds)
         a = audit_frame(d)
         lines += ["### Privacy audit", ""] + audit_table(a)
         bad = a[(a.method != "full_real") & (a.method != "random_subset") & (a.exact > 0)]

@@ -6,6 +6,7 @@ Run from the command line as ``fedcondense benchmark`` (see ``cli/benchmark_comm
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -18,9 +19,11 @@ from fedcondense.protocol.atomic_file import atomic_write_text
 from fedcondense.simulations.baselines import available_baselines
 from fedcondense.simulations.benchmark_grid import GridSpec, Job, ResultsFile, fmt_eps, grid_jobs, pending
 from fedcondense.simulations.benchmark_releases import Split, load_split, make_release
-from fedcondense.simulations.benchmark_scoring import score_release
+from fedcondense.simulations.benchmark_scoring import score_release, score_subgroups
 
-RESULTS, META = "results.csv", "benchmark.json"
+RESULTS, META, SUBGROUPS = "results.csv", "benchmark.json", "subgroups.csv"
+SUBGROUP_COLUMNS = ("dataset", "method", "trained_with", "epsilon", "seed", "subgroup", "level",
+                    "n_test", "family", "source", "metric", "value")
 
 
 @dataclass
@@ -76,8 +79,11 @@ def run_jobs(spec: GridSpec, out: Path, plan: RunPlan, baselines_python: str | N
         t0 = time.perf_counter()
         try:
             release = make_release(job, split, spec.delta, spec.rounds, baselines_python)
-            rows = score_release(job, release, split, spec.evaluated_with(job.dataset),
-                                 time.perf_counter() - t0)
+            families = spec.evaluated_with(job.dataset)
+            rows = score_release(job, release, split, families, time.perf_counter() - t0)
+            if job.method != "full_real":  # the full table is every subgroup row's reference
+                _append_subgroups(out / SUBGROUPS, score_subgroups(job, release, split,
+                                                                   families[0]))
         except Exception as exc:  # one failing generator must not stop the grid
             why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             rows = [{"dataset": job.dataset, "method": job.method,
@@ -88,3 +94,16 @@ def run_jobs(spec: GridSpec, out: Path, plan: RunPlan, baselines_python: str | N
         if on_job is not None:
             on_job(job, rows)
     return len(plan.todo)
+
+
+def _append_subgroups(path: Path, rows: list[dict[str, object]]) -> None:
+    """Append subgroup rows (written before the job's results rows, so a job is only "done"
+    once both exist; a job redone after an interruption repeats rows the report de-duplicates)."""
+    if not rows:
+        return
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(SUBGROUP_COLUMNS))
+        if new:
+            writer.writeheader()
+        writer.writerows({c: r.get(c, "") for c in SUBGROUP_COLUMNS} for r in rows)

@@ -3,7 +3,8 @@
 Utility is train-on-release / test-on-real (AUROC; C-index and integrated Brier score for
 survival). The audit uses the training records as members and the test records as
 non-members: a loss-threshold membership-inference attack per evaluation family, a
-distance-to-closest-record attack, and exact / near copies of real training rows.
+distance-to-closest-record attack, and exact / near copies of real training rows; utility by
+subgroup (the schema's subgroup columns) for the first evaluation family.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from fedcondense.simulations.audit import AttackResult, copy_counts, dcr_attack, loss_threshold_attack
+from fedcondense.simulations.audit import (AttackResult, copy_counts, dcr_attack, loss_threshold_attack,
+                                           subgroup_utility)
 from fedcondense.simulations.benchmark_grid import Job
 from fedcondense.simulations.benchmark_releases import Split, site_table_of
 from fedcondense.simulations.evaluation import as_table, metric_names, utility
@@ -58,6 +60,20 @@ def score_release(job: Job, release: pd.DataFrame, split: Split, eval_families: 
                      "mia_auc": mia.auc, "mia_ci_low": mia.ci_low, "mia_ci_high": mia.ci_high,
                      "seconds": round(seconds + time.perf_counter() - t0, 2), "status": status})
     return rows
+
+
+def score_subgroups(job: Job, release: pd.DataFrame, split: Split,
+                    family: str) -> list[dict[str, object]]:
+    """Utility of the release and of the full real table within each subgroup level of the
+    schema's subgroup columns, for one evaluation family (empty when the schema marks none)."""
+    if not split.schema.subgroups:
+        return []
+    rel = as_table(site_table_of(release, split.schema))
+    rows = subgroup_utility(split.schema, family, rel, as_table(split.train),
+                            as_table(split.test), split.test.frame)
+    primary = metric_names(split.schema)[0]
+    return [{"dataset": job.dataset, "method": job.method, "trained_with": job.trained_with,
+             "epsilon": job.epsilon, "seed": job.seed, **r} for r in rows if r["metric"] == primary]
 
 
 def summary_line(rows: list[dict[str, object]]) -> str:

@@ -57,6 +57,10 @@ def test_tiny_grid_writes_csv_report_and_plots(bench):
     report = (out / "report.md").read_text()
     assert "## heart_disease" in report and "Cross-model transfer" in report
     assert "Privacy audit" in report and "dp_gaussian" in report
+    sub = rows(out / "subgroups.csv")  # heart_disease marks sex and age as subgroups
+    assert {r["subgroup"] for r in sub} == {"sex", "age"}
+    assert {r["method"] for r in sub} == {r["method"] for r in got} - {"full_real"}
+    assert "Utility by subgroup (evaluated with logistic_regression" in report
     if not mst:
         assert "mst: not installed" in report
     for name in ("utility_heart_disease.png", "audit_heart_disease.png",
