@@ -29,7 +29,8 @@ def _names(text: str) -> tuple[str, ...]:
 @app.command("benchmark", help="Benchmark condensation against the full data, random real "
              "subsets and DP synthetic-data generators (built-in dp_gaussian; MST and AIM from "
              "smartnoise-synth when installed) over datasets × ε × condensing families × seeds. "
-             "Every release is also audited (membership-inference AUCs, copies). Results are "
+             "Every release is also audited (membership-inference AUCs, copies, utility by "
+             "the schema's subgroup columns). Results are "
              "appended to OUT/results.csv as they come, so an interrupted run resumes; "
              "OUT/report.md and OUT/plots/*.png are written at the end.")
 def benchmark_command(
@@ -43,10 +44,10 @@ def benchmark_command(
                                  "non-private (default: 0.5,1,2,8,inf)."),
     families: str = typer.Option("", "--families", help="Condensing families, 'portfolio' for "
                                  "the condenser's default set (default: portfolio and every family)."),
-    seeds: int = typer.Option(0, "--seeds", help="Number of seeds (default 3)."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Number of seeds (default 3)."),
     baselines: str = typer.Option("", "--baselines", help="Comma-separated among dp_gaussian, "
                                   "mst, aim; 'none' for none (default: the grid's)."),
-    rounds: int = typer.Option(0, "--rounds", help="Condensation rounds (default: the "
+    rounds: int | None = typer.Option(None, "--rounds", help="Condensation rounds (default: the "
                                "condenser's default; --quick uses 20)."),
     eval_models: str = typer.Option("", "--eval-models", help="Families to evaluate every "
                                     "release with (default: every family of the task)."),
@@ -79,15 +80,15 @@ def benchmark_command(
         spec = replace(spec, epsilons=_floats(epsilons, "--epsilons"))
     if families:
         spec = replace(spec, families=_names(families))
-    if seeds < 0:
-        raise FedcondenseError("--seeds must be at least 1.")
-    if seeds:
+    if seeds is not None:
+        if seeds < 1:
+            raise FedcondenseError("--seeds must be at least 1.")
         spec = replace(spec, seeds=tuple(range(seeds)))
     if baselines:
         spec = replace(spec, baselines=() if baselines == "none" else _names(baselines))
-    if rounds < 0:
-        raise FedcondenseError("--rounds must be at least 1.")
-    if rounds:
+    if rounds is not None:
+        if rounds < 1:
+            raise FedcondenseError("--rounds must be at least 1.")
         spec = replace(spec, rounds=rounds)
     if eval_models:
         names = _names(eval_models)
