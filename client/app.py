@@ -54,8 +54,9 @@ HELLO_RECORD = "fc.hello"
 
 SiteHandler = Callable[[RoundMessage, Mapping[str, Any]], np.ndarray]
 """``handler(message, node_config) -> raw P-vector`` (unscaled, float64, length reply_dim)."""
-HelloInfo = Callable[[Mapping[str, Any], str], Mapping[str, Any]]
-"""``hello_info(node_config, run_id) -> extra public hello fields`` (str/int/float)."""
+HelloInfo = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]]
+"""``hello_info(node_config, hello) -> extra public hello fields`` (str/int/float); ``hello``
+is the server's hello record (protocol version, schema hash, run id, session)."""
 
 _SCHEMA_HASHES: dict[str, str] = {}
 
@@ -165,7 +166,7 @@ def make_client_app(handler: SiteHandler, *,
     extra_mods : sequence of Flower mods
         Run after the merge and *before* ``secaggplus_mod`` (tests inject drop-outs here).
     hello_info : callable, optional
-        ``hello_info(node_config, run_id)``: extra public fields for the hello reply (a
+        ``hello_info(node_config, hello)``: extra public fields for the hello reply (a
         deployed site reports its record count and the ledger keys charged for the run).
 
     Returns
@@ -197,7 +198,7 @@ def make_client_app(handler: SiteHandler, *,
                                   "schema_hash": own_hash, "accepted": not error, "error": error}
         if hello_info is not None and not error:
             try:
-                fields.update(hello_info(cfg, str(rec.get("run_id", ""))))
+                fields.update(hello_info(cfg, dict(rec.items())))
             except Exception as exc:  # noqa: BLE001 - logged in full, sanitised line sent
                 LOG.exception("site %s: hello failed", site)
                 fields.update(accepted=False, error=_safe_line(site, 0, exc))

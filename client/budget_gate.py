@@ -102,16 +102,26 @@ def _round_log(node_config: Mapping[str, Any], line: str) -> None:
         fh.write(f"{stamp} {' '.join(line.split())}\n")
 
 
-def hello_info(node_config: Mapping[str, Any], run_id: str) -> dict[str, Any]:
-    """Extra hello fields: ``n_records`` and the ledger keys charged for ``run_id``."""
+def hello_info(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> dict[str, Any]:
+    """Extra hello fields: ``n_records`` and the ledger keys charged for the hello's run.
+
+    The hello's coordinator ``session`` is recorded first (under the ledger lock), so that no
+    request of an earlier session can be charged after the keys are reported.
+    """
+    from fedcondense.protocol.ledger import ledger_lock
+
+    run_id = str(hello.get("run_id", ""))
     out: dict[str, Any] = {}
     if "data-path" in node_config and "schema-path" in node_config:
         from fedcondense.client.site_handler import load_site
 
         out["n_records"] = int(load_site(node_config)[1].n_rows)
     if "ledger-path" in node_config and run_id:
-        book = open_site_ledger(node_config)
-        out["charged"] = ",".join(book.keys_for_run(run_id))
+        with ledger_lock(str(node_config["ledger-path"])):
+            book = open_site_ledger(node_config)
+            if isinstance(hello.get("session"), int):
+                book.open_session(run_id, int(hello["session"]))
+            out["charged"] = ",".join(book.keys_for_run(run_id))
         out["budget"] = f"ε={book.epsilon_budget:g} δ={book.delta_budget:g}, spent " \
                         f"ε={book.spent():.4g}"
     return out

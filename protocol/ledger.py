@@ -87,6 +87,7 @@ class PrivacyLedger:
         self.accountant: AccountantName = accountant
         self._events = list(events)
         self._refusals = list(refusals or [])
+        self._sessions: dict[str, int] = {}
 
     # ------------------------------------------------------------------ open/create
     @classmethod
@@ -115,6 +116,7 @@ class PrivacyLedger:
                     raw.get("accountant", "rdp"), [LedgerEvent(**e) for e in raw["events"]],
                     [Refusal(**r) for r in raw.get("refusals", [])],
                 )
+                ledger._sessions = {str(k): int(v) for k, v in raw.get("sessions", {}).items()}
             except (ValueError, KeyError, TypeError):
                 raise PrivacyError(
                     f"{p}: not a valid fedcondense privacy ledger; restore it from backup "
@@ -146,6 +148,17 @@ class PrivacyLedger:
     def has_key(self, key: str) -> bool:
         """Whether an event was already charged under ``key``."""
         return bool(key) and any(e.key == key for e in self._events)
+
+    def current_session(self, run_id: str) -> int | None:
+        """Latest coordinator session of ``run_id`` this site said hello to (if any)."""
+        return self._sessions.get(run_id)
+
+    def open_session(self, run_id: str, session: int) -> None:
+        """Remember that coordinator session ``session`` of ``run_id`` started (requests of
+        earlier sessions are then stale: a restarted coordinator has taken over)."""
+        if session > self._sessions.get(run_id, -1):
+            self._sessions[run_id] = int(session)
+            self._write()
 
     def keys_for_run(self, run_id: str) -> list[str]:
         """Keys charged for ``run_id``, in order."""
@@ -200,6 +213,7 @@ class PrivacyLedger:
             "accountant": self.accountant,
             "events": [asdict(e) for e in self._events],
             "refusals": [asdict(r) for r in self._refusals],
+            "sessions": dict(self._sessions),
             "epsilon_spent": self.spent(),
         }
 

@@ -15,7 +15,10 @@ A site daemon never trusts the coordinator's accounting. For every request it
    spend *before touching data* and records it atomically under the request key
    ``run/kind/round/attempt`` (:func:`authorise`); a key already charged is refused, never
    charged twice. Every refusal is kept in the ledger and raised as :class:`BudgetRefusal`,
-   whose one-line message names the site and its budget.
+   whose one-line message names the site and its budget. A request from an earlier
+   coordinator session of the run (``hyper["session"]`` below the session the site last
+   said hello to, :meth:`~fedcondense.protocol.ledger.PrivacyLedger.open_session`) is stale
+   and refused, so a resumed coordinator's reconciliation stays exact.
 
 Flower-free; the ClientApp adapter is :mod:`fedcondense.client.budget_gate`.
 """
@@ -164,6 +167,11 @@ def authorise(ledger: PrivacyLedger, message: RoundMessage, *, q: float, n_recor
             plan = DeclaredPlan.from_hyper(message.hyper, site)
             verify_plan(plan, q, n_records, site)
             spend = request_spend(message, plan, q, free_dim, site)
+            session, current = message.hyper.get("session"), book.current_session(message.run_id)
+            if current is not None and (not isinstance(session, int) or session < current):
+                raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses {key}: it comes from "
+                                    f"coordinator session {session!r}, but session {current} "
+                                    f"of this run has started; stale request, not charged.")
             if book.has_key(key):
                 raise BudgetRefusal(f"{BUDGET_MARK} site {site} already answered {key}; a "
                                     f"repeated request is refused, not charged twice.")

@@ -101,8 +101,8 @@ class DeploySettings:
                    float(rc.get("reply-poll", REPLY_POLL_S)))
 
 
-def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_range: float
-                  ) -> RoundMessage:
+def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_range: float,
+                  session: int = 1) -> RoundMessage:
     """The next request, carrying the declared privacy plan every site re-checks."""
     config = orch.config
     n_max = max(s.n_records for s in orch.sites.values())
@@ -122,7 +122,7 @@ def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_rang
         "models": list(config.resolved_models(schema)), "backend": config.backend,
         "sample_rate_by_site": req.sample_rate_by_site, "round_sample_rate_by_site": q_rounds,
         "run_seed": orch.run_seed, "round_index": req.round_index,
-        "clip_norm": config.clip_norm, "privacy": plan.to_hyper()}
+        "clip_norm": config.clip_norm, "privacy": plan.to_hyper(), "session": session}
     if req.round_config is not None:
         rc = req.round_config
         hyper.update({"directions": rc.n_directions, "mu": rc.mu,
@@ -220,8 +220,9 @@ def coordinate(grid: Any, context: Any) -> None:
     time.sleep(0 if len(nodes) >= s.sites else min(5.0, s.node_wait))  # late joiners
     nodes = sorted(tgrid.get_node_ids())
     records: dict[int, dict[str, Any]] = {}
+    session = len(state["sessions"])  # 1, 2, ...: sites refuse requests of older sessions
     sites = handshake(tgrid, nodes, schema.hash(), s.stage_timeout, run_id=run_id,
-                      records=records, require_all=False)
+                      records=records, require_all=False, session=session)
     if len(sites) < s.threshold:
         raise RunStopped(f"run {run_id}: only {len(sites)} sites answered the hello "
                          f"({sorted(sites.values())}); the threshold is {s.threshold}.")
@@ -280,7 +281,7 @@ def coordinate(grid: Any, context: Any) -> None:
                    f"with resume=true when enough sites are back.")
             finish("stopped", msg)
             raise RunStopped(msg)
-        base = build_message(orch, schema, run_id, transport.clipping_range)
+        base = build_message(orch, schema, run_id, transport.clipping_range, session)
         attempt_base = next_attempt.get((base.kind, base.round_index), 0)
         outcome, info = run_round(tgrid, ctx, strategy, base, targets, transport, attempt_base)
         refused = {site: line for site, line in info["errors"].items() if BUDGET_MARK in line}

@@ -150,10 +150,11 @@ def wait_for_nodes(grid: Grid, expected: int, patience: float) -> list[int]:
 def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
               timeout: float | None, *, run_id: str = "",
               records: dict[int, dict[str, Any]] | None = None,
-              require_all: bool = True) -> dict[int, str]:
+              require_all: bool = True, session: int = 0) -> dict[int, str]:
     """Ask every node for its site id; check protocol version and schema hash both ways.
 
-    ``run_id`` travels with the hello (a deployed site reports its ledger keys for it);
+    ``run_id`` and the coordinator ``session`` travel with the hello (a deployed site
+    reports its ledger keys for the run and refuses requests of earlier sessions);
     each node's full hello reply is stored in ``records`` when given. A site that did not
     accept the federation (``accepted`` false) stops the run with its one-line reason.
     With ``require_all`` false, unreachable nodes (no reply in time, or Flower's "node
@@ -161,7 +162,7 @@ def handshake(grid: TracingGrid, nodes: list[int], schema_hash: str,
     a site's own refusal still stops the run.
     """
     hello = {"protocol_version": PROTOCOL_VERSION, "schema_hash": schema_hash,
-             "run_id": run_id}
+             "run_id": run_id, "session": session}
     msgs = [Message(content=RecordDict({HELLO_RECORD: ConfigRecord(dict(hello))}),
                     dst_node_id=n, message_type=MessageType.QUERY, group_id="hello")
             for n in nodes]

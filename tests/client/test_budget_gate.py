@@ -25,10 +25,10 @@ def _cfg(tmp_path, budget):
             "budget-delta": 1e-5, "round-log": str(tmp_path / "rounds.log")}
 
 
-def _msg(plan, t):
+def _msg(plan, t, session=1):
     return RoundMessage(schema_hash="h", run_id="r", round_index=t, round_seed=1, reply_dim=4,
                         noise_std=plan.sigma,
-                        hyper={"clip_norm": 1.0, "privacy": plan.to_hyper(),
+                        hyper={"clip_norm": 1.0, "privacy": plan.to_hyper(), "session": session,
                                "sample_rate_by_site": {"h1": 0.5}})
 
 
@@ -43,7 +43,7 @@ def test_gate_charges_then_refuses_naming_site_and_budget(tmp_path, plan):
     assert book.keys_for_run("r")[0] == "r/round/1/0" and book.spent() <= 0.75
     lines = (tmp_path / "rounds.log").read_text().splitlines()
     assert "site h1 answered r round 1 attempt 0" in lines[0] and "REFUSED" in lines[-1]
-    info = hello_info(cfg, "r")
+    info = hello_info(cfg, {"run_id": "r", "session": 2})
     assert info["n_records"] == n and info["charged"].startswith("r/round/1/0")
     # The node config's budget can never differ from the ledger's.
     with pytest.raises(SiteFailure, match="cannot be changed"):
@@ -52,3 +52,15 @@ def test_gate_charges_then_refuses_naming_site_and_budget(tmp_path, plan):
 
 def test_gate_is_open_without_a_ledger(plan):
     gate(_msg(plan, 1), {"site-id": "sim"}, n_records=10, free_dim=5)  # simulations
+
+
+def test_requests_of_an_earlier_coordinator_session_are_stale(tmp_path, plan):
+    cfg = _cfg(tmp_path, 5.0)
+    gate(_msg(plan, 1, session=1), cfg, n_records=300, free_dim=5)
+    hello_info(cfg, {"run_id": "r", "session": 2})  # a resumed coordinator said hello
+    with pytest.raises(SiteFailure, match="session 1, but session 2 .* stale"):
+        gate(_msg(plan, 2, session=1), cfg, n_records=300, free_dim=5)
+    gate(_msg(plan, 2, session=2), cfg, n_records=300, free_dim=5)
+    book = PrivacyLedger.open(cfg["ledger-path"])
+    assert book.keys_for_run("r") == ["r/round/1/0", "r/round/2/0"]
+    assert book.current_session("r") == 2 and len(book.refusals) == 1

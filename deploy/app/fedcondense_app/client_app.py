@@ -20,10 +20,10 @@ def _handler(message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarra
     return CondensationHandler()(message, node_config)
 
 
-def _hello(node_config: Mapping[str, Any], run_id: str) -> Mapping[str, Any]:
+def _hello(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> Mapping[str, Any]:
     from fedcondense.client.budget_gate import hello_info
 
-    return hello_info(node_config, run_id)
+    return hello_info(node_config, hello)
 
 
 app = make_client_app(_handler, hello_info=_hello)
