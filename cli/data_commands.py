@@ -95,7 +95,7 @@ def schema_infer(
     if not output.parent.exists():
         raise FedcondenseError(f"{output.parent}: folder does not exist; create it first.")
     from fedcondense.protocol.schema_infer import INFERRED_SCHEMA_WARNING, infer_schema
-    from fedcondense.protocol.site_table import read_raw_table
+    from fedcondense.protocol.table_file import read_raw_table
 
     raw = read_raw_table(data)
     with warnings.catch_warnings():

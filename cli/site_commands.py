@@ -155,7 +155,7 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
     when absent and writes the node-config TOML; without, it writes nothing (dry run).
     """
     from fedcondense.deploy.pki import load_certificate
-    from fedcondense.deploy.processes import format_node_config, supernode_command
+    from fedcondense.deploy.flower_commands import format_node_config, supernode_command
     from fedcondense.deploy.site_config import load_site_config
     from fedcondense.protocol.ledger import PrivacyLedger
     from fedcondense.protocol.schema import Schema
@@ -198,7 +198,7 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
 
 def _exit_reason(cfg: Any, rc: int, log: str) -> str:
     """One line saying why the SuperNode stopped, read from its log."""
-    from fedcondense.deploy.processes import SUPERNODE_REFUSED, SUPERNODE_TLS_FAILED
+    from fedcondense.deploy.flower_commands import SUPERNODE_REFUSED, SUPERNODE_TLS_FAILED
 
     if SUPERNODE_REFUSED.search(log):
         return (f"the coordinator {cfg.coordinator} refused site {cfg.site_id}: its public key "
@@ -225,7 +225,8 @@ def site_start(
 ) -> None:
     import shlex
 
-    from fedcondense.deploy.processes import SUPERNODE_READY, ManagedProcess, flower_env
+    from fedcondense.deploy.flower_commands import SUPERNODE_READY, flower_env
+    from fedcondense.deploy.processes import ManagedProcess
 
     cfg, argv, line = prepare_site(config, create=not dry_run)
     typer.echo(line)

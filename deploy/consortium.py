@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from fedcondense.deploy import flwr_cli, pki
-from fedcondense.deploy.processes import (SUPERNODE_REFUSED, ManagedProcess, flower_env,
-                                          free_port, port_open, running_supernode,
-                                          superlink_command)
+from fedcondense.deploy.flower_commands import (SUPERNODE_REFUSED, flower_env, free_port,
+                                               port_open, superlink_command)
+from fedcondense.deploy.processes import ManagedProcess, running_supernode
 from fedcondense.protocol.errors import FedcondenseError
 
 APP_DIR = Path(__file__).resolve().parent / "app"

@@ -25,7 +25,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fedcondense.deploy.processes import flower_bin, flower_env
+from fedcondense.deploy.flower_commands import flower_bin, flower_env
 from fedcondense.protocol.errors import FedcondenseError
 
 
