@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.simulations.benchmark_grid import COLUMNS, GridSpec, Job, ResultsFile, grid_jobs
+from fedcondense.simulations.benchmark_grid import (COLUMNS, QUICK, GridSpec, Job, ResultsFile,
+                                                   grid_jobs)
 from fedcondense.simulations.benchmark_report import load_results, transfer_matrix, write_report
 from fedcondense.simulations.datasets import load_dataset
 from fedcondense.simulations.marginal_baselines import BINS, discretise, undiscretise
@@ -32,6 +33,18 @@ def test_grid_jobs_follow_the_spec():
     mst = [j for j in jobs if j.method == "mst"]
     assert mst and all(j.epsilon == "1" for j in mst)  # MST has no ε = inf mode
     assert sum(j.method == "full_real" for j in jobs) == 2
+
+
+def test_a_slow_baseline_can_be_limited_to_some_seeds():
+    spec = GridSpec(**{**SPEC.__dict__, "baselines": ("mst", "aim"),
+                       "baseline_seeds": {"aim": (0,)}})
+    jobs = grid_jobs(spec)
+    assert sorted((j.dataset, j.seed) for j in jobs if j.method == "aim") == [
+        ("gbsg2", 0), ("heart_disease", 0)]  # ε = 1 only, seed 0 only
+    assert sorted({j.seed for j in jobs if j.method == "mst"}) == [0, 1]
+    assert "aim seed 0 only" in spec.describe()
+    quick_aim = [j for j in grid_jobs(QUICK) if j.method == "aim"]
+    assert quick_aim and {j.seed for j in quick_aim} == {0}
 
 
 @pytest.mark.parametrize("bad", [dict(datasets=("nope",)), dict(epsilons=(0.0,)),
