@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from fedcondense.cli import condense_options as opts
 from fedcondense.cli.main import app
 from fedcondense.protocol.errors import FedcondenseError
 
@@ -24,25 +25,25 @@ def condense_command(
     out: Path = typer.Option(..., "--out", help="Output folder (synthetic.csv, privacy.json, run.json)."),
     epsilon: float = typer.Option(1.0, "--epsilon", help="Privacy budget ε of this run; 'inf' = no noise (non-private)."),
     delta: float = typer.Option(1e-5, "--delta", help="δ of the guarantee; must be < 1/n."),
-    rows_per_class: Optional[int] = typer.Option(None, "--rows-per-class", help="Synthetic rows per class (classification; default 10)."),
-    rows: Optional[int] = typer.Option(None, "--rows", help="Synthetic rows in total (survival; default 40)."),
-    models: str = typer.Option("", "--models", help="Comma-separated model families (portfolio). Default: logistic_regression,decision_tree / cox_ph."),
-    rounds: int = typer.Option(100, "--rounds", help="Optimisation rounds T."),
-    directions: int = typer.Option(64, "--directions", help="Random directions P per round."),
-    sample_rate: float = typer.Option(0.25, "--sample-rate", help="Poisson sampling rate q per round."),
-    mu: float = typer.Option(0.1, "--mu", help="Smoothing radius μ (encoded units)."),
-    lr: float = typer.Option(0.05, "--lr", help="Adam learning rate."),
-    clip_norm: float = typer.Option(1.0, "--clip-norm", help="Per-record clip norm C of the P-vector."),
-    init: str = typer.Option("dp", "--init", help="'dp' (noisy class means, charged to ε) or 'random' (data-free)."),
-    init_share: float = typer.Option(0.3, "--init-share", help="Share of ε spent on the DP initialisation."),
-    accountant: str = typer.Option("rdp", "--accountant", help="'rdp' or 'pld' (dp-accounting)."),
-    backend: str = typer.Option("auto", "--backend", help="'reference', 'batched' or 'auto'."),
+    rows_per_class: Optional[int] = opts.ROWS_PER_CLASS,
+    rows: Optional[int] = opts.ROWS,
+    models: str = opts.MODELS,
+    rounds: int = opts.ROUNDS,
+    directions: int = opts.DIRECTIONS,
+    sample_rate: float = opts.SAMPLE_RATE,
+    mu: float = opts.MU,
+    lr: float = opts.LR,
+    clip_norm: float = opts.CLIP_NORM,
+    init: str = opts.INIT,
+    init_share: float = opts.INIT_SHARE,
+    accountant: str = opts.ACCOUNTANT,
+    backend: str = opts.BACKEND,
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for a reproducible run (noise no longer from the OS CSPRNG; not for real releases)."),
     ledger: Optional[Path] = typer.Option(None, "--ledger", help="Site privacy ledger JSON (created with --budget)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="Total ε budget of the ledger."),
     drop_missing: bool = typer.Option(False, "--drop-missing", help="Drop rows with empty cells (reported) instead of refusing."),
     clip_to_bounds: bool = typer.Option(False, "--clip-to-bounds", help="Clip values outside the public bounds (reported) instead of refusing."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = opts.QUIET,
 ) -> None:
     # heavy imports (dp-accounting, torch, sklearn) only when the command runs
     from fedcondense.cli.options import condense_config_from_options

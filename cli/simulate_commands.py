@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from fedcondense.cli import condense_options as opts
 from fedcondense.cli.main import app
 from fedcondense.protocol.errors import FedcondenseError
 
@@ -83,21 +84,21 @@ def simulate_command(
     site_processes: int = typer.Option(1, "--site-processes", help="Ray processes running the simulated sites; 1 (default) shares each round's public model fits across all sites."),
     epsilon: float = typer.Option(1.0, "--epsilon", help="ε per site; 'inf' = no noise (non-private)."),
     delta: float = typer.Option(1e-5, "--delta", help="δ; must be < 1/n of the smallest site."),
-    rows_per_class: Optional[int] = typer.Option(None, "--rows-per-class", help="Rows per class (classification; default 10)."),
-    rows: Optional[int] = typer.Option(None, "--rows", help="Rows in total (survival; default 40)."),
-    models: str = typer.Option("", "--models", help="Comma-separated model families (portfolio)."),
-    rounds: int = typer.Option(100, "--rounds", help="Rounds T."),
-    directions: int = typer.Option(64, "--directions", help="Directions P per round."),
-    sample_rate: float = typer.Option(0.25, "--sample-rate", help="Poisson sampling rate q at every site."),
-    mu: float = typer.Option(0.1, "--mu", help="Smoothing radius μ."),
-    lr: float = typer.Option(0.05, "--lr", help="Adam learning rate."),
-    clip_norm: float = typer.Option(1.0, "--clip-norm", help="Per-record clip norm C."),
-    init: str = typer.Option("dp", "--init", help="'dp' or 'random'."),
-    init_share: float = typer.Option(0.3, "--init-share", help="Share of ε for the DP initialisation."),
-    accountant: str = typer.Option("rdp", "--accountant", help="'rdp' or 'pld'."),
-    backend: str = typer.Option("auto", "--backend", help="'reference', 'batched' or 'auto'."),
+    rows_per_class: Optional[int] = opts.ROWS_PER_CLASS,
+    rows: Optional[int] = opts.ROWS,
+    models: str = opts.MODELS,
+    rounds: int = opts.ROUNDS,
+    directions: int = opts.DIRECTIONS,
+    sample_rate: float = opts.SAMPLE_RATE,
+    mu: float = opts.MU,
+    lr: float = opts.LR,
+    clip_norm: float = opts.CLIP_NORM,
+    init: str = opts.INIT,
+    init_share: float = opts.INIT_SHARE,
+    accountant: str = opts.ACCOUNTANT,
+    backend: str = opts.BACKEND,
     seed: Optional[int] = typer.Option(None, "--seed", help="Reproducible run (seeded noise; not for real releases)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = opts.QUIET,
     verbose: bool = typer.Option(False, "--verbose", help="Show Flower's and Ray's own logs."),
 ) -> None:
     if not verbose:
