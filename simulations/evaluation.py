@@ -64,7 +64,12 @@ def _survival_scores(schema: Schema, train: Table, test: Table, surv: np.ndarray
     ibs = float("nan")
     if ok.sum() >= 2:
         y_train = Surv.from_arrays(train.event.astype(bool), train.time)  # type: ignore[union-attr]
-        y_test = Surv.from_arrays(ev, test.time)
+        # The censoring Kaplan-Meier of ``train`` is evaluated at every test time, and it is
+        # undefined after the last training time. Capping later test times there changes no
+        # term of the score: every horizon kept lies below it, so such a record is still
+        # "alive at every horizon", whose weight 1/G(horizon) does not depend on its time.
+        t_test = np.minimum(test.time, train.time.max())  # type: ignore[union-attr, type-var]
+        y_test = Surv.from_arrays(ev, t_test)
         ibs = float(integrated_brier_score(y_train, y_test, surv[:, ok], horizons[ok]))
     return {"c_index": float(cidx), "integrated_brier": ibs}
 
