@@ -3,7 +3,8 @@
 import numpy as np
 
 from fedcondense.protocol.initialisation import (
-    build_synthetic_set, noisy_group_sums, record_vectors, sensitivity, statistics_from_sums,
+    MAX_EVENT_FRACTION, MIN_EVENT_FRACTION, GroupStatistics, build_synthetic_set, noisy_group_sums,
+    record_vectors, sensitivity, statistics_from_sums,
 )
 from fedcondense.protocol.schema import Schema
 
@@ -80,3 +81,21 @@ def test_noise_dominated_group_differences_are_shrunk_and_clear_ones_kept():
         gaps_clear.append(np.linalg.norm(shrunk[1] - shrunk[0]) / np.linalg.norm(truth[1] - truth[0]))
     assert np.mean(gaps_noisy) < 0.35  # spurious separation mostly removed
     assert 0.9 < np.mean(gaps_clear) < 1.1  # real separation kept
+
+
+SURVIVAL = Schema.from_dict({
+    "columns": [{"name": "a", "kind": "numeric", "min": 0, "max": 10}],
+    "task": {"type": "survival", "time": "t", "event": "e", "time_min": 1, "time_max": 100,
+             "horizons": [10, 50]},
+})
+
+
+def test_survival_event_rows_follow_the_noisy_counts_within_public_limits():
+    means = np.zeros((2, 2))
+    for events, expected in [(50, 20), (8, round(40 / 3)), (99, 36)]:  # of 100 records
+        stats = GroupStatistics(counts=np.array([100.0 - events, float(events)]), means=means)
+        syn = build_synthetic_set(SURVIVAL, 40, np.random.default_rng(0), stats)
+        assert int(syn.event.sum()) == expected, events
+    assert MIN_EVENT_FRACTION == 1 / 3 and MAX_EVENT_FRACTION == 0.9
+    data_free = build_synthetic_set(SURVIVAL, 40, np.random.default_rng(0))
+    assert int(data_free.event.sum()) == 20
