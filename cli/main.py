@@ -50,13 +50,22 @@ def main() -> None:
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         sys.exit(130)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        if os.environ.get("FEDCONDENSE_TRACEBACK"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"error: internal error ({type(exc).__name__}: {first}); this is a fedcondense "
+              "bug, not your input: please report it with the command line (set "
+              "FEDCONDENSE_TRACEBACK=1 to see where it happened).", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # `python -m fedcondense.cli.main`: use the registered app
