@@ -92,9 +92,12 @@ class GridSpec:
 
     def describe(self) -> str:
         rounds = "condenser default" if self.rounds is None else str(self.rounds)
-        limited = "".join(f" ({b} seed{'s' if len(self.seeds_for(b)) != 1 else ''} "
-                          f"{', '.join(map(str, self.seeds_for(b)))} only)"
-                          for b in self.baselines if self.seeds_for(b) != self.seeds)
+        limited = ""
+        for b in self.baselines:
+            seeds = self.seeds_for(b)
+            if seeds != self.seeds:
+                limited += (f" ({b} seed{'s' if len(seeds) != 1 else ''} "
+                            f"{', '.join(map(str, seeds))} only)")
         return (f"datasets {', '.join(self.datasets)}; ε ∈ {{{', '.join(fmt_eps(e) for e in self.epsilons)}}}; "
                 f"condensing with {', '.join(self.families)}; seeds {', '.join(map(str, self.seeds))}; "
                 f"baselines {', '.join(self.baselines) or 'none'}{limited}; rounds {rounds}")

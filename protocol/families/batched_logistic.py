@@ -13,9 +13,10 @@ coefficient vector per present class. Classes absent from the (fixed) labels get
 are only defined up to a common shift; the extra term ``0.5 (Σ_k b_k)²`` fixes that gauge
 without changing any prediction, which keeps the Hessian invertible.
 
-Newton steps use a batched Armijo backtracking line search (all candidate step lengths are
-evaluated at once, and only in iterations where some problem's full step fails Armijo), so the iteration is monotone even on linearly separable sets, where the
-L2 penalty keeps the optimum finite. Everything runs in float64 on the device of the inputs.
+Newton steps use a batched Armijo backtracking line search: the full step is tried first, and
+only in iterations where some problem's full step fails are all shorter step lengths evaluated
+at once. The iteration is monotone even on linearly separable sets, where the L2 penalty keeps
+the optimum finite. Everything runs in float64 on the device of the inputs.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def fit(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: float = 1.0, *,
         broken = broken | ~torch.isfinite(delta).all(dim=1)
         delta = torch.where(active[:, None] & ~broken[:, None], delta, torch.zeros_like(delta))
         D = delta.reshape(B, J, q).transpose(1, 2)  # (B, q, J)
-        # batched Armijo backtracking over all candidate steps at once
+        # batched Armijo backtracking: the full step first, shorter ones only if needed
         f0 = _objective(eta, Y, W, lam, binary)
         slope = (g * delta).sum(dim=1)
         eta_d = Xa @ D
@@ -207,11 +208,11 @@ def fit(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: float = 1.0, *,
         full = (_objective(eta + eta_d, Y, W + D, lam, binary) <= f0 + _ARMIJO * slope) | tiny
         if bool(full.all()):  # the usual case near the optimum: skip the step-length search
             W = W + D
-        else:
-            s = steps.view(-1, 1, 1, 1)
-            f_s = _objective(eta + s * eta_d, Y, W + s * D, lam, binary)  # (S, B)
-            ok = f_s <= f0 + _ARMIJO * steps[:, None] * slope
-            ok[0] |= tiny
+        else:  # the full step (steps[0] = 1) is already judged: search the shorter ones
+            shorter = steps[1:]
+            s = shorter.view(-1, 1, 1, 1)
+            f_s = _objective(eta + s * eta_d, Y, W + s * D, lam, binary)  # (S - 1, B)
+            ok = torch.cat([full[None], f_s <= f0 + _ARMIJO * shorter[:, None] * slope])
             last = torch.full((B,), len(steps) - 1, dtype=torch.long, device=dev)
             first = torch.where(ok.any(dim=0), ok.int().argmax(dim=0), last)
             step = steps[first]
