@@ -15,15 +15,17 @@ so that it can be persisted in a ledger and re-composed later:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import dp_accounting as dpa
 from dp_accounting import pld, rdp
 
 from fedcondense.protocol.errors import PrivacyError
+from fedcondense.protocol.rdp_estimate import estimate_sigma
 
 AccountantName = Literal["rdp", "pld"]
 Spend = dict[str, Any]
@@ -107,21 +109,52 @@ class Calibration:
         return out
 
 
-def solve_sigma(eps_of_sigma: Any, target: float) -> float:
-    """Smallest σ (to 0.1 %) with eps_of_sigma(σ) ≤ target; eps decreases in σ."""
+def solve_sigma(eps_of_sigma: Any, target: float, estimate: float | None = None) -> float:
+    """Smallest σ (to 0.1 %) with eps_of_sigma(σ) ≤ target; eps decreases in σ.
+
+    The answer is defined by a geometric bisection (doubling from σ = 1, then halving the
+    ratio until hi/lo ≤ 1.001). ``estimate``, an approximation of the root, only saves
+    evaluations: the bisection is replayed with "σ < estimate" in place of each evaluation,
+    and the replay's answer is returned when two real evaluations — at the largest point it
+    judged above the target and the smallest it judged below — confirm every decision (eps
+    is monotone); otherwise the bisection runs on real evaluations. Either way the result is
+    the one the plain bisection gives.
+    """
+    if estimate is not None and math.isfinite(estimate) and estimate > 0:
+        judged_above: list[float] = []
+        judged_below: list[float] = []
+
+        def guess(s: float) -> bool:
+            (judged_above if s < estimate else judged_below).append(s)
+            return s < estimate
+
+        try:
+            replayed = _bisect(guess, target)
+        except PrivacyError:
+            replayed = None
+        if replayed is not None and (
+            (not judged_above or eps_of_sigma(max(judged_above)) > target)
+            and (not judged_below or eps_of_sigma(min(judged_below)) <= target)
+        ):
+            return replayed
+    return _bisect(lambda s: eps_of_sigma(s) > target, target)
+
+
+def _bisect(above: Callable[[float], bool], target: float) -> float:
+    """The geometric bisection of :func:`solve_sigma`; ``above(σ)`` means eps(σ) > target."""
     lo, hi = 1e-2, 1.0
-    while eps_of_sigma(hi) > target:
+    while above(hi):
         lo, hi = hi, hi * 2.0
         if hi > _MAX_SIGMA:
             raise PrivacyError(
                 f"ε = {target:g} cannot be reached with these settings (noise would exceed "
                 f"{_MAX_SIGMA:g}× the clip norm); raise --epsilon or lower --rounds/--sample-rate."
             )
-    if eps_of_sigma(lo) <= target:
+    if not above(lo):
         return lo
     while hi / lo > 1.001:
         mid = math.sqrt(lo * hi)
-        if eps_of_sigma(mid) > target:
+        if above(mid):
             lo = mid
         else:
             hi = mid
@@ -140,7 +173,10 @@ def calibrate(
     """Noise multipliers for ``rounds`` sampled-Gaussian rounds plus an optional initialisation.
 
     The initialisation alone is calibrated to spend ``init_share · ε``; the rounds' σ is then
-    the smallest one for which the *composition* of both stays within (ε, δ).
+    the smallest one for which the *composition* of both stays within (ε, δ). Results are
+    cached per argument tuple; with the RDP accountant the rounds' bisection is guided by
+    :func:`~fedcondense.protocol.rdp_estimate.estimate_sigma` (same answer, few full
+    evaluations).
     """
     validate_privacy(epsilon, delta)
     validate_sample_rate(q)
@@ -148,6 +184,13 @@ def calibrate(
         raise PrivacyError("--rounds must be at least 1.")
     if not 0.0 <= init_share < 1.0:
         raise PrivacyError("the initialisation share of ε must be in [0, 1).")
+    return _calibrate(float(epsilon), float(delta), float(q), int(rounds), float(init_share),
+                      int(init_releases), accountant)
+
+
+@functools.lru_cache(maxsize=256)
+def _calibrate(epsilon: float, delta: float, q: float, rounds: int, init_share: float,
+               init_releases: int, accountant: AccountantName) -> Calibration:
     sigma_init = None
     init_spend: list[Spend] = []
     if init_share > 0:
@@ -158,11 +201,21 @@ def calibrate(
         )
         init_spend = [{"type": "gaussian", "sigma": sigma_init, "count": init_releases}]
 
-    def total(s: float) -> float:
-        rounds_spend = {"type": "sampled_gaussian", "q": q, "sigma": s, "count": rounds}
-        return epsilon_spent(init_spend + [rounds_spend], delta, accountant)
+    def spends(s: float) -> list[Spend]:
+        return init_spend + [{"type": "sampled_gaussian", "q": q, "sigma": s, "count": rounds}]
 
-    sigma = solve_sigma(total, epsilon)
+    evaluated: dict[float, float] = {}
+
+    def total(s: float) -> float:
+        if s not in evaluated:
+            evaluated[s] = epsilon_spent(spends(s), delta, accountant)
+        return evaluated[s]
+
+    estimate = None
+    if accountant == "rdp":
+        estimate = estimate_sigma(lambda s: dpa.ComposedDpEvent([_event(x) for x in spends(s)]),
+                                  delta, epsilon)
+    sigma = solve_sigma(total, epsilon, estimate)
     return Calibration(
         sigma=sigma,
         sigma_init=sigma_init,
