@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from pathlib import Path
 from typing import Optional
@@ -39,8 +40,8 @@ def condense_command(
     accountant: str = opts.ACCOUNTANT,
     backend: str = opts.BACKEND,
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for a reproducible run (noise no longer from the OS CSPRNG; not for real releases)."),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", help="Site privacy ledger JSON (created with --budget)."),
-    budget: Optional[float] = typer.Option(None, "--budget", help="Total ε budget of the ledger."),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="Site privacy ledger JSON, charged before any data is read (create it once with `fedcondense ledger create`)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="The ledger's total ε budget, as you expect it (refused if the ledger says otherwise)."),
     drop_missing: bool = typer.Option(False, "--drop-missing", help="Drop rows with empty cells (reported) instead of refusing."),
     clip_to_bounds: bool = typer.Option(False, "--clip-to-bounds", help="Clip values outside the public bounds (reported) instead of refusing."),
     quiet: bool = opts.QUIET,
@@ -49,7 +50,7 @@ def condense_command(
     from fedcondense.cli.options import condense_config_from_options
     from fedcondense.cli.progress import round_progress
     from fedcondense.protocol.condenser import condense, config_dict, plan_privacy
-    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.ledger import PrivacyLedger, reserve
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
     from fedcondense.protocol.site_table import load_site_table
@@ -70,16 +71,30 @@ def condense_command(
     if ledger is not None:
         if not config.private:
             raise FedcondenseError("--ledger with --epsilon inf: a non-private run cannot be budgeted.")
-        book = PrivacyLedger.open(ledger, epsilon_budget=budget, delta_budget=config.delta,
-                                  accountant=config.accountant)
-        book.check(plan.spends)  # refused here, before any data is read
-    table = load_site_table(data, schema, drop_missing=drop_missing,
-                            clip_to_bounds=clip_to_bounds, min_rows=10)
-    config.validate(table.n_rows)
+        if config.seed is not None:
+            raise FedcondenseError("--ledger with --seed: a seeded run's noise can be regenerated, "
+                                   "so it is not private and cannot be charged; drop --seed.")
+        # cheap refusal before anything is reserved (re-checked under the lock below)
+        PrivacyLedger.open(ledger, epsilon_budget=budget).check(plan.spends)
+    if not data.is_file():
+        raise FedcondenseError(f"{data}: no such file; give the site's table (CSV or Parquet).")
     out_dir = prepare_output_dir(out, [data, schema_path] + ([ledger] if ledger else []))
-    run_id = f"condense-{int(time.time())}"
-    if book is not None:
-        book.record(run_id, f"condense {data.name}", plan.spends)
+    run_id = f"condense-{int(time.time())}-{secrets.token_hex(4)}"
+    if ledger is not None:
+        # One locked check-and-record before any data is read: of two concurrent runs that
+        # do not both fit the budget, exactly one is charged here and the other refused.
+        book = reserve(ledger, run_id, f"condense {data.name}", plan.spends,
+                       key=f"{run_id}/condense", epsilon_budget=budget)
+    try:
+        table = load_site_table(data, schema, drop_missing=drop_missing,
+                                clip_to_bounds=clip_to_bounds, min_rows=10)
+        config.validate(table.n_rows)
+    except FedcondenseError as exc:
+        if book is None:
+            raise
+        raise FedcondenseError(f"{exc} (the data was read, so this run's ε stays recorded in "
+                               f"{ledger}; check a table first with `fedcondense site check`.)"
+                               ) from None
 
     started = time.perf_counter()
     with round_progress(config.rounds, "condensing", disable=quiet) as advance:

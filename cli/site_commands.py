@@ -2,11 +2,16 @@
 
 * ``site check DATA --schema S.json`` — validate the local table before joining; prints
   counts only (never values); exit 0 when ready, 2 with one line saying what to fix.
+* ``site init --config site.toml`` — create the site's privacy ledger with the budget
+  ``site.toml`` declares (once; an existing ledger is never overwritten).
 * ``site status --config site.toml`` — the privacy ledger: budget, spent, remaining, runs and
   rounds answered/refused.
 * ``site start --config site.toml`` — validate config, data, schema, key and ledger, then run
   the Flower SuperNode in the foreground (for systemd) with TLS, node authentication and the
-  node config the ClientApp reads; its output goes to the configured log file.
+  node config the ClientApp reads; its output goes to the configured log file. A missing
+  ledger is refused (never silently recreated with the full budget).
+* ``ledger create LEDGER --site ID --budget-epsilon E --budget-delta D`` — create a ledger
+  for ``fedcondense condense --ledger`` (central runs without a ``site.toml``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ from fedcondense.protocol.errors import FedcondenseError
 site_app = typer.Typer(help="Site (hospital) operations: check data, ledger status, start "
                        "the SuperNode.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+ledger_app = typer.Typer(help="Privacy ledgers: create one explicitly (a missing ledger is "
+                         "never recreated).", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+MISSING_LEDGER_FIX = ("create it once with `fedcondense site init --config {config}` (or, if "
+                      "it existed, restore it from backup: a missing ledger is never "
+                      "recreated, since that would forget spent privacy)")
 
 
 def _echo_counts(summary: dict[str, Any]) -> None:
@@ -108,9 +120,9 @@ def site_status(
     cfg = load_site_config(config, check_files=False)
     console = Console()
     if not cfg.ledger.exists():
-        console.print(f"site {cfg.site_id}: no ledger yet at {cfg.ledger}; nothing spent of "
-                      f"ε={cfg.epsilon_budget:g} (δ={cfg.delta_budget:g}). It is created by "
-                      f"`fedcondense site start`.")
+        console.print(f"site {cfg.site_id}: no ledger yet at {cfg.ledger} (budget "
+                      f"ε={cfg.epsilon_budget:g}, δ={cfg.delta_budget:g}); "
+                      + MISSING_LEDGER_FIX.format(config=cfg.source) + ".")
         return
     s = _ledger_summary(cfg.ledger)
     table = Table(title=f"site {s['site']} — privacy ledger {cfg.ledger}", show_header=False)
@@ -132,6 +144,48 @@ def site_status(
                    f"`site start` refuses the mismatch).", err=True)
 
 
+@site_app.command("init", help="Create the site's privacy ledger with the budget site.toml "
+                  "declares (once; an existing ledger is never overwritten).")
+def site_init(
+    config: Path = typer.Option(..., "--config", help="The site's site.toml."),
+) -> None:
+    from fedcondense.deploy.site_config import load_site_config
+    from fedcondense.protocol.ledger import PrivacyLedger
+
+    cfg = load_site_config(config)
+    book = PrivacyLedger.create(cfg.ledger, site=cfg.site_id, epsilon_budget=cfg.epsilon_budget,
+                                delta_budget=cfg.delta_budget)
+    typer.echo(f"created ledger {book.path} for site {book.site}: budget "
+               f"ε={book.epsilon_budget:g}, δ={book.delta_budget:g}. Back it up after every run; "
+               f"never delete it.")
+
+
+@ledger_app.command("create", help="Create an empty privacy ledger with its total budget (for "
+                    "`fedcondense condense --ledger`); an existing file is never overwritten.")
+def ledger_create(
+    path: Path = typer.Argument(..., help="The ledger JSON file to create."),
+    site: str = typer.Option(..., "--site", help="Who the ledger belongs to (e.g. hospital-a)."),
+    budget_epsilon: float = typer.Option(..., "--budget-epsilon", help="Total ε this data "
+                                         "holder will ever spend."),
+    budget_delta: float = typer.Option(..., "--budget-delta", help="Its δ (0 < δ < 1, "
+                                       "typically below 1/number of records)."),
+    accountant: str = typer.Option("rdp", "--accountant", help="rdp or pld: how the ledger "
+                                   "composes its events."),
+) -> None:
+    from fedcondense.deploy.site_config import SITE_ID
+    from fedcondense.protocol.ledger import PrivacyLedger
+
+    if not SITE_ID.fullmatch(site):
+        raise FedcondenseError(f"--site {site!r}: use 1-64 letters, digits, '.', '_' or '-', "
+                               f"starting with a letter or digit.")
+    if accountant not in ("rdp", "pld"):
+        raise FedcondenseError(f"--accountant {accountant!r}: choose rdp or pld.")
+    book = PrivacyLedger.create(path, site=site, epsilon_budget=budget_epsilon,
+                                delta_budget=budget_delta, accountant=accountant)  # type: ignore[arg-type]
+    typer.echo(f"created ledger {book.path} for {book.site}: budget ε={book.epsilon_budget:g}, "
+               f"δ={book.delta_budget:g}. Back it up after every run; never delete it.")
+
+
 def _check_node_key(path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_ssh_private_key
@@ -150,9 +204,10 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
     """Validate everything ``site start`` needs; return (config, argv, summary line).
 
     Raises :class:`FedcondenseError` (one line) for a bad config, a table that does not
-    match the schema (strict load: no dropping, no clipping), an unusable key or CA file, or
-    a ledger whose site/budget differ from the config. With ``create`` it creates the ledger
-    when absent and writes the node-config TOML; without, it writes nothing (dry run).
+    match the schema (strict load: no dropping, no clipping), an unusable key or CA file, a
+    missing ledger (created only by ``site init``) or a ledger whose site/budget differ from
+    the config. With ``create`` it writes the node-config TOML; without, it writes nothing
+    (dry run).
     """
     from fedcondense.deploy.pki import load_certificate
     from fedcondense.deploy.flower_commands import format_node_config, supernode_command
@@ -166,22 +221,17 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
     summary = summarize_site_table(load_site_table(cfg.data, schema))
     load_certificate(cfg.root_certificates)
     _check_node_key(cfg.private_key)
-    if cfg.ledger.exists():
-        book = PrivacyLedger.open(cfg.ledger)
-        if (book.site, book.epsilon_budget, book.delta_budget) != \
-                (cfg.site_id, cfg.epsilon_budget, cfg.delta_budget):
-            raise FedcondenseError(
-                f"{cfg.ledger}: holds site {book.site} with ε={book.epsilon_budget:g}, "
-                f"δ={book.delta_budget:g}, but {cfg.source} says site {cfg.site_id}, "
-                f"ε={cfg.epsilon_budget:g}, δ={cfg.delta_budget:g}; a ledger's budget never "
-                f"changes: fix site.toml to match it.")
-    elif create:
-        book = PrivacyLedger.open(cfg.ledger, site=cfg.site_id,
-                                  epsilon_budget=cfg.epsilon_budget,
-                                  delta_budget=cfg.delta_budget)
-    else:
-        book = PrivacyLedger(cfg.ledger, cfg.site_id, cfg.epsilon_budget, cfg.delta_budget,
-                             "rdp", [])
+    if not cfg.ledger.exists():
+        raise FedcondenseError(f"{cfg.ledger}: site {cfg.site_id} has no privacy ledger; "
+                               + MISSING_LEDGER_FIX.format(config=cfg.source) + ".")
+    book = PrivacyLedger.open(cfg.ledger)
+    if (book.site, book.epsilon_budget, book.delta_budget) != \
+            (cfg.site_id, cfg.epsilon_budget, cfg.delta_budget):
+        raise FedcondenseError(
+            f"{cfg.ledger}: holds site {book.site} with ε={book.epsilon_budget:g}, "
+            f"δ={book.delta_budget:g}, but {cfg.source} says site {cfg.site_id}, "
+            f"ε={cfg.epsilon_budget:g}, δ={cfg.delta_budget:g}; a ledger's budget never "
+            f"changes: fix site.toml to match it.")
     node_config = cfg.state_dir / f"{cfg.site_id}.node-config.toml"
     if create:
         node_config.write_text(format_node_config(cfg.node_config()), encoding="utf-8")

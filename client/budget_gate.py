@@ -34,7 +34,8 @@ LOG = logging.getLogger("fedcondense.site")
 
 
 def open_site_ledger(node_config: Mapping[str, Any]) -> Any:
-    """The site's :class:`~fedcondense.protocol.ledger.PrivacyLedger` (created if absent).
+    """The site's :class:`~fedcondense.protocol.ledger.PrivacyLedger` (a missing one is
+    refused, never recreated: the operator creates it with ``fedcondense site init``).
 
     A ledger whose site or budget differ from the node config is refused: a budget never
     changes once spending started.
@@ -52,7 +53,8 @@ def open_site_ledger(node_config: Mapping[str, Any]) -> Any:
                           f"budget-epsilon/budget-delta; restart with `fedcondense site "
                           f"start`.") from None
     try:
-        book = PrivacyLedger.open(path, site=site, epsilon_budget=eps, delta_budget=delta)
+        book = PrivacyLedger.open(path, site=site, epsilon_budget=eps, delta_budget=delta,
+                                  create=False)
     except PrivacyError as exc:
         raise SiteFailure(f"site {site}: {exc}") from None
     if book.site != site or book.delta_budget != delta:

@@ -29,6 +29,7 @@ from fedcondense.deploy.flower_commands import (SUPERNODE_REFUSED, flower_env, f
                                                port_open, superlink_command)
 from fedcondense.deploy.processes import ManagedProcess, running_supernode
 from fedcondense.protocol.errors import FedcondenseError
+from fedcondense.protocol.ledger import PrivacyLedger
 
 APP_DIR = Path(__file__).resolve().parent / "app"
 CONNECTION = "consortium"
@@ -119,10 +120,16 @@ class LocalConsortium:
 
     def start_sites(self, sites: Sequence[str], timeout: float = 90.0) -> None:
         """``fedcondense site start --config site.toml`` for each (in parallel); wait until
-        every one is connected."""
+        every one is connected. A site without a ledger gets one first, with its budget (what
+        its operator does once with ``fedcondense site init``)."""
         for site in sites:
+            toml = self.site_toml(site)
+            if not self.ledger(site).exists():  # the operator's one-time `site init`
+                PrivacyLedger.create(self.ledger(site), site=site,
+                                     epsilon_budget=float(self.budgets.get(site, 10.0)),
+                                     delta_budget=self.delta_budget)
             argv = [sys.executable, "-m", "fedcondense.cli.main", "site", "start", "--config",
-                    str(self.site_toml(site))]
+                    str(toml)]
             self.sites[site] = ManagedProcess(
                 f"site {site}", argv, self.logs / f"{site}.start.log",
                 env=self._env(self.work / "sites" / site / "flwr")).start()

@@ -5,21 +5,28 @@ immutable events, each a :data:`~fedcondense.protocol.accounting.Spend` with whe
 The total spent is always *recomputed* by composing every event with the accountant at
 ``δ_B`` (never by adding epsilons), so it stays tight and auditable.
 
-Before a run touches data it calls :meth:`PrivacyLedger.check` with everything it plans to
-spend; an over-budget plan is refused with a message naming the ledger and its budget.
-Writes are atomic (temporary file + ``os.replace``), so a crash never leaves a torn ledger.
+A ledger is created only explicitly (:meth:`PrivacyLedger.create`, behind ``fedcondense
+ledger create`` and ``fedcondense site init``); opening a missing ledger is an error, never a
+silent fresh start with the full budget (that would forget everything already spent).
+
+Every path that spends goes through one locked check-and-record: :func:`reserve` (a central
+``condense`` run, before it reads any data) or
+:func:`~fedcondense.protocol.site_budget.authorise` (a site daemon, per request). Both hold
+:func:`ledger_lock`, re-read the file, check the budget and append in one step, so two
+concurrent runs can never both pass the check on the same remaining budget. Writes are
+atomic (temporary file + ``os.replace``), so a crash never leaves a torn ledger.
 
 A site daemon charges one event per answered request under a unique *key*
 (``run/kind/round/attempt``, see :mod:`fedcondense.protocol.site_budget`): a key already in
 the ledger is never charged again. Requests the site refused are kept in ``refusals`` (when,
-key, reason) so that ``fedcondense site status`` can count them. :func:`ledger_lock` serialises
-concurrent ClientApp processes of one site around a check-and-record.
+key, reason) so that ``fedcondense site status`` can count them.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -99,41 +106,80 @@ class PrivacyLedger:
         epsilon_budget: float | None = None,
         delta_budget: float | None = None,
         accountant: AccountantName = "rdp",
+        create: bool = False,
     ) -> "PrivacyLedger":
-        """Open an existing ledger, or create it when a budget is given.
+        """Open an existing ledger (or, with ``create=True`` only, create a missing one).
 
-        An existing ledger keeps its own budget; passing a *different* budget is refused so
-        that a budget can never be raised silently.
+        An existing ledger keeps its own budget; passing a *different* ``epsilon_budget`` is
+        refused so that a budget can never be raised silently. A missing ledger is refused
+        unless ``create`` is set (an operator's explicit request, see :meth:`create`).
         """
         p = Path(path)
-        if p.exists():
-            try:
-                raw = json.loads(p.read_text(encoding="utf-8"))
-                if raw.get("format") != LEDGER_FORMAT:
-                    raise ValueError("format")
-                ledger = cls(
-                    p, raw["site"], float(raw["epsilon_budget"]), float(raw["delta_budget"]),
-                    raw.get("accountant", "rdp"), [LedgerEvent(**e) for e in raw["events"]],
-                    [Refusal(**r) for r in raw.get("refusals", [])],
-                )
-                ledger._sessions = {str(k): int(v) for k, v in raw.get("sessions", {}).items()}
-            except (ValueError, KeyError, TypeError):
+        if not p.exists():
+            if not create:
                 raise PrivacyError(
-                    f"{p}: not a valid fedcondense privacy ledger; restore it from backup "
-                    f"(never delete a ledger: that would forget spent privacy)."
-                ) from None
-            if epsilon_budget is not None and epsilon_budget != ledger.epsilon_budget:
-                raise PrivacyError(
-                    f"{p}: the ledger's budget is ε={ledger.epsilon_budget:g}; --budget "
-                    f"{epsilon_budget:g} differs. A budget cannot be changed on an existing ledger."
-                )
-            return ledger
-        if epsilon_budget is None:
-            raise PrivacyError(f"{p}: no ledger there yet; pass --budget to create it.")
-        if not epsilon_budget > 0:
-            raise PrivacyError(f"{p}: the budget must be ε > 0, got {epsilon_budget}.")
-        ledger = cls(p, site, float(epsilon_budget), float(delta_budget or 1e-5), accountant, [])
-        ledger._write()
+                    f"{p}: no privacy ledger there. A missing ledger is never recreated (that "
+                    f"would forget spent privacy): restore it from backup, or create one "
+                    f"explicitly (`fedcondense site init --config site.toml` at a site, "
+                    f"`fedcondense ledger create {p} --site ID --budget-epsilon E "
+                    f"--budget-delta D` for central runs).")
+            if epsilon_budget is None or delta_budget is None:
+                raise PrivacyError(f"{p}: creating a ledger needs its ε and δ budget.")
+            return cls.create(p, site=site, epsilon_budget=epsilon_budget,
+                              delta_budget=delta_budget, accountant=accountant)
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8"))
+            if raw.get("format") != LEDGER_FORMAT:
+                raise ValueError("format")
+            ledger = cls(
+                p, raw["site"], float(raw["epsilon_budget"]), float(raw["delta_budget"]),
+                raw.get("accountant", "rdp"), [LedgerEvent(**e) for e in raw["events"]],
+                [Refusal(**r) for r in raw.get("refusals", [])],
+            )
+            ledger._sessions = {str(k): int(v) for k, v in raw.get("sessions", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise PrivacyError(
+                f"{p}: not a valid fedcondense privacy ledger; restore it from backup "
+                f"(never delete a ledger: that would forget spent privacy)."
+            ) from None
+        if epsilon_budget is not None and epsilon_budget != ledger.epsilon_budget:
+            raise PrivacyError(
+                f"{p}: the ledger's budget is ε={ledger.epsilon_budget:g}; --budget "
+                f"{epsilon_budget:g} differs. A budget cannot be changed on an existing ledger."
+            )
+        return ledger
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        site: str,
+        epsilon_budget: float,
+        delta_budget: float,
+        accountant: AccountantName = "rdp",
+    ) -> "PrivacyLedger":
+        """Create a new, empty ledger (the operator's explicit act); refuse an existing one.
+
+        Raises
+        ------
+        PrivacyError
+            The file exists (a ledger is never overwritten), or the budget is not a finite
+            ε > 0 with 0 < δ < 1.
+        """
+        p = Path(path)
+        if not (math.isfinite(epsilon_budget) and epsilon_budget > 0):
+            raise PrivacyError(f"{p}: the budget must be a finite ε > 0, got {epsilon_budget:g}.")
+        if not 0 < delta_budget < 1:
+            raise PrivacyError(f"{p}: the budget's δ must be in (0, 1), got {delta_budget:g}.")
+        if accountant not in ("rdp", "pld"):
+            raise PrivacyError(f"{p}: accountant must be 'rdp' or 'pld', got {accountant!r}.")
+        with ledger_lock(p):
+            if p.exists():
+                raise PrivacyError(f"{p}: a ledger already exists there; it is never "
+                                   f"overwritten (its spends would be forgotten).")
+            ledger = cls(p, site, float(epsilon_budget), float(delta_budget), accountant, [])
+            ledger._write()
         return ledger
 
     # ------------------------------------------------------------------ queries
@@ -219,6 +265,44 @@ class PrivacyLedger:
 
     def _write(self) -> None:
         atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def reserve(path: str | Path, run_id: str, description: str, spends: list[Spend], *,
+            key: str = "", epsilon_budget: float | None = None) -> PrivacyLedger:
+    """Check and record ``spends`` in one step under :func:`ledger_lock` (before data access).
+
+    The ledger is re-read under the lock, so a concurrent run's spend is always seen: of two
+    runs that each fit the remaining budget alone but not together, exactly one is recorded
+    and the other refused. The spend stays recorded once the caller has touched data (a
+    failed run may still have looked at its records).
+
+    Parameters
+    ----------
+    path : str or Path
+        An existing ledger (a missing one is refused, see :meth:`PrivacyLedger.open`).
+    run_id, description : str
+        What the events say.
+    spends : list of Spend
+        Everything the run will spend.
+    key : str
+        Optional unique key; a key already charged is refused.
+    epsilon_budget : float, optional
+        The budget the caller expects; a different ledger budget is refused.
+
+    Returns
+    -------
+    PrivacyLedger
+        The ledger after the record.
+
+    Raises
+    ------
+    PrivacyError
+        Missing or invalid ledger, a different budget, a repeated key, or over budget.
+    """
+    with ledger_lock(path):
+        book = PrivacyLedger.open(path, epsilon_budget=epsilon_budget)
+        book.record(run_id, description, spends, key=key)
+    return book
 
 
 def _now() -> str:

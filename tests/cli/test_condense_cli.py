@@ -73,6 +73,13 @@ def test_bad_privacy_parameters_are_refused_without_output(data, extra, needle):
 
 def test_ledger_refuses_an_over_budget_run_before_reading_data(data):
     ledger = data / "ledger.json"
+    missing = _condense(data, "l0", "--epsilon", "1", "--ledger", str(ledger), "--budget", "1.2")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "no privacy ledger there" in missing.stderr and "fedcondense ledger create" in missing.stderr
+    assert not ledger.exists() and not (data / "l0" / "synthetic.csv").exists()
+    made = run("ledger", "create", str(ledger), "--site", "h1", "--budget-epsilon", "1.2",
+               "--budget-delta", "1e-5", cwd=data)
+    assert made.returncode == 0, made.stderr
     ok = _condense(data, "l1", "--epsilon", "1", "--ledger", str(ledger), "--budget", "1.2")
     assert ok.returncode == 0, ok.stderr
     before = ledger.read_bytes()
@@ -80,3 +87,33 @@ def test_ledger_refuses_an_over_budget_run_before_reading_data(data):
     assert again.returncode == 2 and "budget ε=1.2" in again.stderr
     assert ledger.read_bytes() == before
     assert not (data / "l2" / "synthetic.csv").exists()
+
+
+def test_two_concurrent_ledger_runs_cannot_both_spend(tmp_path):
+    """Two real `condense --ledger L --budget 1 --epsilon 0.9` processes started together:
+    exactly one completes, the other is refused in one line, the ledger stays within budget."""
+    export_dataset("heart_disease", tmp_path)
+    ledger = tmp_path / "ledger.json"
+    made = run("ledger", "create", str(ledger), "--site", "h1", "--budget-epsilon", "1",
+               "--budget-delta", "1e-5", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    procs = [subprocess.Popen(CLI + ["condense", "heart_disease.csv", "--schema",
+                                     "heart_disease.schema.json", "--out", f"run{i}", *FAST,
+                                     "--epsilon", "0.9", "--ledger", str(ledger),
+                                     "--budget", "1"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    codes = sorted(rc for rc, _ in results)
+    assert codes == [0, 2], results
+    refusal = next(err for rc, err in results if rc == 2)
+    lines = refusal.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "budget ε=1" in lines[0]
+    book = json.loads(ledger.read_text())
+    assert len({e["run_id"] for e in book["events"]}) == 1
+    assert 0.85 < book["epsilon_spent"] <= 1.0
+    done = [i for i in range(2) if (tmp_path / f"run{i}" / "synthetic.csv").exists()]
+    assert len(done) == 1

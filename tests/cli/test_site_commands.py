@@ -106,9 +106,9 @@ def test_check_not_ready_lists_problems(site, monkeypatch, capsys):
 # ------------------------------------------------------------------ site status
 def test_status_without_and_with_ledger(site, monkeypatch, capsys):
     code, out, _ = cli(monkeypatch, capsys, "site", "status", "--config", str(site / "site.toml"))
-    assert code == 0 and "no ledger yet" in out
-    book = PrivacyLedger.open(site / "state" / "ledger.json", site="hospital-a",
-                              epsilon_budget=3.0, delta_budget=1e-5)
+    assert code == 0 and "no ledger yet" in out and "site init" in out
+    book = PrivacyLedger.create(site / "state" / "ledger.json", site="hospital-a",
+                                epsilon_budget=3.0, delta_budget=1e-5)
     book.record("run-1", "round", [{"type": "sampled_gaussian", "q": 0.1, "sigma": 2.0,
                                     "count": 4}])
     book.record("run-2", "round", [{"type": "sampled_gaussian", "q": 0.1, "sigma": 2.0,
@@ -170,7 +170,43 @@ def test_start_refuses_malformed_csv_before_any_process(site, monkeypatch, capsy
     assert not (site / "state" / "ledger.json").exists()
 
 
+def test_start_refuses_a_missing_ledger_until_site_init(site, monkeypatch, capsys):
+    toml = str(site / "site.toml")
+    for args in (["--dry-run"], []):
+        code, out, err = cli(monkeypatch, capsys, "site", "start", "--config", toml, *args)
+        assert code == 2 and err.count("\n") == 1 and "has no privacy ledger" in err
+        assert f"fedcondense site init --config {site / 'site.toml'}" in err
+        assert "never recreated" in err and not (site / "state" / "ledger.json").exists()
+    code, out, err = cli(monkeypatch, capsys, "site", "init", "--config", toml)
+    assert code == 0 and "created ledger" in out and "ε=3, δ=1e-05" in out, err
+    book = PrivacyLedger.open(site / "state" / "ledger.json")
+    assert (book.site, book.epsilon_budget, book.delta_budget) == ("hospital-a", 3.0, 1e-5)
+    book.record("run-1", "round", [{"type": "gaussian", "sigma": 3.0, "count": 1}])
+    before = (site / "state" / "ledger.json").read_bytes()
+    code, out, err = cli(monkeypatch, capsys, "site", "init", "--config", toml)
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
+    assert (site / "state" / "ledger.json").read_bytes() == before
+
+
+def test_ledger_create_for_central_runs(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "ledger.json"
+    code, out, err = cli(monkeypatch, capsys, "ledger", "create", str(path), "--site", "h1",
+                         "--budget-epsilon", "1", "--budget-delta", "1e-6")
+    assert code == 0 and "created ledger" in out, err
+    assert PrivacyLedger.open(path).delta_budget == 1e-6
+    for args, needle in ((["--site", "h1"], "already exists"),
+                         (["--site", "bad id"], "--site"),):
+        code, _, err = cli(monkeypatch, capsys, "ledger", "create", str(path), *args,
+                           "--budget-epsilon", "1", "--budget-delta", "1e-6")
+        assert code == 2 and needle in err and err.count("\n") == 1
+    code, _, err = cli(monkeypatch, capsys, "ledger", "create", str(tmp_path / "n.json"),
+                       "--site", "h1", "--budget-epsilon", "-1", "--budget-delta", "1e-6")
+    assert code == 2 and "ε > 0" in err and not (tmp_path / "n.json").exists()
+
+
 def test_start_dry_run_prints_supernode_command(site, monkeypatch, capsys):
+    code, _, err = cli(monkeypatch, capsys, "site", "init", "--config", str(site / "site.toml"))
+    assert code == 0, err
     code, out, err = cli(monkeypatch, capsys, "site", "start", "--config",
                          str(site / "site.toml"), "--dry-run")
     assert code == 0, err
@@ -178,12 +214,13 @@ def test_start_dry_run_prints_supernode_command(site, monkeypatch, capsys):
     for flag in ("--root-certificates", "--auth-supernode-private-key", "--node-config",
                  "--port 19094"):
         assert flag in out
-    assert "--insecure" not in out and not (site / "state" / "ledger.json").exists()
+    assert "--insecure" not in out
+    assert not (site / "state" / "hospital-a.node-config.toml").exists()
 
 
 def test_start_refuses_ledger_with_other_budget(site, monkeypatch, capsys):
-    PrivacyLedger.open(site / "state" / "ledger.json", site="hospital-a", epsilon_budget=1.0,
-                       delta_budget=1e-5)
+    PrivacyLedger.create(site / "state" / "ledger.json", site="hospital-a", epsilon_budget=1.0,
+                         delta_budget=1e-5)
     code, _, err = cli(monkeypatch, capsys, "site", "start", "--config",
                        str(site / "site.toml"), "--dry-run")
     assert code == 2 and "budget never changes" in err

@@ -18,8 +18,11 @@ def plan():
     return DeclaredPlan(1.0, 1e-5, "rdp", 3, cal.sigma, 0.0, "local", 1)
 
 
-def _cfg(tmp_path, budget):
+def _cfg(tmp_path, budget, create=True):
     csv, schema = export_dataset("heart_disease", tmp_path)
+    if create:  # the operator's `fedcondense site init`
+        PrivacyLedger.create(tmp_path / "ledger.json", site="h1", epsilon_budget=budget,
+                             delta_budget=1e-5)
     return {"site-id": "h1", "data-path": str(csv), "schema-path": str(schema),
             "ledger-path": str(tmp_path / "ledger.json"), "budget-epsilon": budget,
             "budget-delta": 1e-5, "round-log": str(tmp_path / "rounds.log")}
@@ -48,6 +51,16 @@ def test_gate_charges_then_refuses_naming_site_and_budget(tmp_path, plan):
     # The node config's budget can never differ from the ledger's.
     with pytest.raises(SiteFailure, match="cannot be changed"):
         gate(_msg(plan, 5), {**cfg, "budget-epsilon": 9.0}, n_records=n, free_dim=5)
+
+
+def test_a_missing_ledger_is_refused_never_recreated(tmp_path, plan):
+    cfg = _cfg(tmp_path, 1.0, create=False)
+    with pytest.raises(SiteFailure, match=r"site h1: .*ledger.json: no privacy ledger there.*"
+                                          r"never recreated.*site init"):
+        gate(_msg(plan, 1), cfg, n_records=300, free_dim=5)
+    with pytest.raises(SiteFailure, match="no privacy ledger"):
+        hello_info(cfg, {"run_id": "r", "session": 1})
+    assert not (tmp_path / "ledger.json").exists()
 
 
 def test_gate_is_open_without_a_ledger(plan):

@@ -60,8 +60,8 @@ def test_consortium_budget_crash_and_resume(tmp_path: Path) -> None:
     t0 = time.monotonic()
     files, schema = split_dataset("heart_disease", 4, tmp_path / "data")
     # site-4 has spent 0.95 of its ε=1 budget before this run.
-    book = PrivacyLedger.open(tmp_path / "c" / "sites" / "site-4" / "state" / "ledger.json",
-                              site="site-4", epsilon_budget=1.0, delta_budget=1e-5)
+    book = PrivacyLedger.create(tmp_path / "c" / "sites" / "site-4" / "state" / "ledger.json",
+                                site="site-4", epsilon_budget=1.0, delta_budget=1e-5)
     book.record("earlier-study", "previous use", [{"type": "gaussian", "sigma": 4.5,
                                                     "count": 1}])
     assert 0.85 < book.spent() < 1.0

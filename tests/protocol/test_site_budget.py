@@ -34,7 +34,7 @@ def _msg(plan: DeclaredPlan, t=1, attempt=0, kind="round", std=None, run="run-a"
 
 def _book(tmp_path, budget=3.0):
     return PrivacyLedger.open(tmp_path / "ledger.json", site="h1", epsilon_budget=budget,
-                              delta_budget=1e-5)
+                              delta_budget=1e-5, create=True)
 
 
 def test_honest_run_is_charged_per_request_and_survives_restart(tmp_path):

@@ -38,8 +38,8 @@ def test_honest_requests_pass_every_site_check(schema, orchs, tmp_path, init):
     msg = build_message(orch, schema, "run-x", 8.0)
     assert msg.kind == ("init" if init == "dp" else "round")
     for site in SITES:
-        book = PrivacyLedger.open(tmp_path / f"{site.site_id}.json", site=site.site_id,
-                                  epsilon_budget=1.0, delta_budget=1e-5)
+        book = PrivacyLedger.create(tmp_path / f"{site.site_id}.json", site=site.site_id,
+                                    epsilon_budget=1.0, delta_budget=1e-5)
         rates = msg.hyper["sample_rate_by_site" if msg.kind == "round"
                           else "round_sample_rate_by_site"]
         spend = authorise(book, msg, q=rates[site.site_id], n_records=site.n_records,
