@@ -62,25 +62,6 @@ def make_canaries(schema: Schema, m: int, rng: np.random.Generator) -> pd.DataFr
     return frame[schema.all_columns]
 
 
-def stack_records(parts: list[Records]) -> "RecordArrays":
-    """The records of ``parts`` one after the other (same schema)."""
-    def cat(name: str) -> np.ndarray | None:
-        vals = [getattr(p, name) for p in parts]
-        return None if vals[0] is None else np.concatenate(vals)
-
-    return RecordArrays(np.concatenate([p.X for p in parts]), cat("y"), cat("time"), cat("event"))
-
-
-@dataclass(frozen=True)
-class RecordArrays:
-    """Plain encoded records (satisfies :class:`~fedcondense.protocol.site_update.Records`)."""
-
-    X: np.ndarray
-    y: np.ndarray | None = None
-    time: np.ndarray | None = None
-    event: np.ndarray | None = None
-
-
 @dataclass
 class WhiteBoxDecoder:
     """The coordinator's per-round least-squares decoder (see the module docstring).

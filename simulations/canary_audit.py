@@ -14,8 +14,9 @@ individual reply in every round (local noise, no secure aggregation to hide behi
    :func:`~fedcondense.protocol.federation.answer_init` /
    :func:`~fedcondense.protocol.federation.answer_round` (per-record losses, clipping, Poisson
    sampling, Gaussian noise) from a generator only the site holds (:class:`HonestSite`);
-3. the coordinator scores every canary from the replies it saw
-   (:class:`~fedcondense.simulations.canaries.WhiteBoxDecoder`); a release-only adversary
+3. the coordinator scores every canary from the round replies it saw
+   (:class:`~fedcondense.simulations.canaries.WhiteBoxDecoder`; it leaves the initialisation
+   reply unused, which can only weaken it, never invalidate the bound); a release-only adversary
    scores them by their loss under models trained on the release (black box);
 4. the top ``k+`` scores are guessed in, the bottom ``k-`` out, and the correct guesses become
    a lower bound on ε at the stated confidence. A bound above the accounted ε flags a broken
@@ -101,7 +102,9 @@ class CanaryAuditResult:
     white_box: AuditBound
     black_box: AuditBound
     real_rows: int
-    canaries_included: int
+    included: np.ndarray  # (m,) the canaries' coins
+    white_scores: np.ndarray  # (m,) the coordinator's score per canary
+    black_scores: np.ndarray  # (m,) the release holder's score per canary
     settings: dict[str, Any]
     seconds: float
 
@@ -122,10 +125,13 @@ class CanaryAuditResult:
             "black_box": {"adversary": "release holder (canary loss under models trained on "
                                        "the release)", **self.black_box.as_dict()},
             "noise_multiplier": self.noise_multiplier, "real_rows": self.real_rows,
-            "canaries_included": self.canaries_included, "settings": self.settings,
+            "canaries_included": int(self.included.sum()), "settings": self.settings,
             "seconds": round(self.seconds, 2),
             "method": "one-run audit, Steinke, Nasr & Jagielski (NeurIPS 2023), (eps, delta) "
                       "bound; add/remove adjacency; one site, local noise",
+            "canaries": {"included": self.included.astype(int).tolist(),
+                         "white_box_score": np.round(self.white_scores, 6).tolist(),
+                         "black_box_score": np.round(self.black_scores, 6).tolist()},
         }
 
 
@@ -196,15 +202,49 @@ def run_canary_audit(real: pd.DataFrame, schema: Schema, config: CondenseConfig,
     assert orch.synthetic is not None
     accounted = orch.plan.epsilon
     delta = config.delta
+    black_scores = black_box_scores(orch.synthetic, families, canary_records)
     white = audit_guesses(decoder.scores, included, delta, confidence)
-    black = audit_guesses(black_box_scores(orch.synthetic, families, canary_records),
-                          included, delta, confidence)
+    black = audit_guesses(black_scores, included, delta, confidence)
     settings = {"rounds": config.rounds, "directions": config.directions,
                 "sample_rate": config.sample_rate, "rows": config.rows,
                 "models": list(config.resolved_models(schema)), "init": config.init,
                 "clip_norm": config.clip_norm, "accountant": config.accountant}
     return CanaryAuditResult(accounted, delta, orch.plan.sigma, white, black, len(real),
-                             int(included.sum()), settings, time.perf_counter() - t0)
+                             included, decoder.scores.copy(), black_scores, settings,
+                             time.perf_counter() - t0)
+
+
+def audit_plot(result: CanaryAuditResult, title: str, path: Path) -> Path:
+    """Canary scores by rank, included vs not, with the guessed-in/-out zones shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fedcondense.simulations.benchmark_plots import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, scores, bound, who in ((axes[0], result.white_scores, result.white_box,
+                                    "coordinator (white box)"),
+                                   (axes[1], result.black_scores, result.black_box,
+                                    "release holder (black box)")):
+        order = np.argsort(scores, kind="stable")
+        rank = np.arange(len(scores))
+        inc = result.included[order]
+        ax.scatter(rank[inc], scores[order][inc], s=14, color="tab:red", label="canary included")
+        ax.scatter(rank[~inc], scores[order][~inc], s=14, color="tab:blue", label="canary left out")
+        m = len(scores)
+        ax.axvspan(-0.5, bound.k_minus - 0.5, color="tab:blue", alpha=0.08, label="guessed out")
+        ax.axvspan(m - bound.k_plus - 0.5, m - 0.5, color="tab:red", alpha=0.08, label="guessed in")
+        ax.set_xlabel("canary rank by score")
+        ax.set_ylabel("score")
+        ax.set_title(f"{who}: {bound.correct}/{bound.guesses} correct, "
+                     f"ε ≥ {bound.epsilon_lower_bound:.2f} ({bound.confidence:.0%})", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"{title} — accounted ε = {result.accounted_epsilon:.2f}", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------- command line
@@ -290,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                               "seed": args.seed}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "canary_audit.json").write_text(json.dumps(out, indent=2) + "\n")
+    if args.plot:
+        audit_plot(result, f"Canary audit: {args.dataset}, {out['mechanism']}",
+                   args.out / "canary_audit.png")
     print(json.dumps({k: out[k] for k in ("accounted_epsilon", "empirical_epsilon_lower_bound",
                                           "confidence", "m", "k_plus", "k_minus",
                                           "correct_guesses", "flagged")}))
