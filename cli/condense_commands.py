@@ -57,6 +57,8 @@ def condense_command(
     from fedcondense.simulations.round_timing import central_split
 
     schema = Schema.load(schema_path)
+    if schema.inferred_bounds_warning:
+        typer.echo(f"warning: {schema.inferred_bounds_warning}", err=True)
     config = condense_config_from_options(
         schema, epsilon=epsilon, delta=delta, rows_per_class=rows_per_class, rows=rows,
         models=models, rounds=rounds, directions=directions, sample_rate=sample_rate, mu=mu,

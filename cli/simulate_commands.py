@@ -127,6 +127,8 @@ def simulate_command(
     files, schema_file = _site_files(dataset, site_data, data, schema_path, sites, partition,
                                      seed or 0, out_dir / "sites")
     schema = Schema.load(schema_file)
+    if schema.inferred_bounds_warning:
+        typer.echo(f"warning: {schema.inferred_bounds_warning}", err=True)
     config = condense_config_from_options(
         schema, epsilon=epsilon, delta=delta, rows_per_class=rows_per_class, rows=rows,
         models=models, rounds=rounds, directions=directions, sample_rate=sample_rate, mu=mu,

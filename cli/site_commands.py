@@ -76,6 +76,8 @@ def site_check(
     from fedcondense.protocol.site_table import check_site_table
 
     schema = Schema.load(schema_path)
+    if schema.inferred_bounds_warning:
+        typer.echo(f"warning: {schema.inferred_bounds_warning}", err=True)
     summary = check_site_table(data, schema, min_rows=min_rows)
     _echo_counts(summary)
     if not summary["ready"]:
@@ -218,6 +220,16 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
 
     cfg = load_site_config(config)
     schema = Schema.load(cfg.schema)
+    if schema.bounds_source != "declared" and not cfg.allow_inferred_schema:
+        raise FedcondenseError(
+            f"{cfg.schema}: its bounds were inferred from data (\"bounds_source\": "
+            f"\"{schema.bounds_source}\"); bounds read from data are not private, so site "
+            f"{cfg.site_id} refuses it. Use a schema with public, declared bounds, or accept "
+            f"this one explicitly with `allow-inferred-schema = true` under [site] in "
+            f"{cfg.source}.")
+    if schema.bounds_source != "declared":
+        typer.echo(f"warning: {schema.inferred_bounds_warning} (accepted: "
+                   f"allow-inferred-schema = true in {cfg.source})", err=True)
     summary = summarize_site_table(load_site_table(cfg.data, schema))
     load_certificate(cfg.root_certificates)
     _check_node_key(cfg.private_key)

@@ -7,6 +7,8 @@ Format (relative paths are relative to the folder holding ``site.toml``)::
     data = "/srv/fedcondense/cohort.csv"            # the local table (CSV or Parquet)
     schema = "/srv/fedcondense/consortium.schema.json"
     ledger = "/var/lib/fedcondense/ledger.json"     # privacy ledger: BACK IT UP
+    allow-inferred-schema = false                   # optional; true accepts a schema whose
+                                                    # bounds were read from data (not private)
 
     [privacy]
     epsilon-budget = 3.0                            # total ε this site will ever spend
@@ -45,7 +47,7 @@ from fedcondense.protocol.errors import FedcondenseError
 
 SITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ALLOWED: dict[str, set[str]] = {
-    "site": {"id", "data", "schema", "ledger"},
+    "site": {"id", "data", "schema", "ledger", "allow-inferred-schema"},
     "privacy": {"epsilon-budget", "delta-budget"},
     "coordinator": {"address", "root-certificates", "private-key"},
     "supernode": {"runtime-port", "log-file", "max-wait-time"},
@@ -78,6 +80,7 @@ class SiteConfig:
     runtime_port: int
     log_file: Path
     max_wait_time: float | None
+    allow_inferred_schema: bool = False
 
     def node_config(self) -> dict[str, str | float]:
         """The SuperNode node config the fedcondense ClientApp reads."""
@@ -204,6 +207,9 @@ def load_site_config(path: str | Path, *, check_files: bool = True) -> SiteConfi
         if not wait > 0:
             raise _fail(src, "[supernode] max-wait-time", "must be > 0 seconds.")
     ledger = _path(raw, "site", "ledger", src)
+    allow_inferred = raw["site"].get("allow-inferred-schema", False)
+    if not isinstance(allow_inferred, bool):
+        raise _fail(src, "[site] allow-inferred-schema", f"{allow_inferred!r}: give true or false.")
     log_file = (_path(raw, "supernode", "log-file", src) if "log-file" in node
                 else ledger.parent / "supernode.log")
 
@@ -213,7 +219,7 @@ def load_site_config(path: str | Path, *, check_files: bool = True) -> SiteConfi
         delta_budget=delta, coordinator=address,
         root_certificates=_path(raw, "coordinator", "root-certificates", src),
         private_key=_path(raw, "coordinator", "private-key", src), runtime_port=port,
-        log_file=log_file, max_wait_time=wait,
+        log_file=log_file, max_wait_time=wait, allow_inferred_schema=allow_inferred,
     )
     if check_files:
         check_site_files(cfg)

@@ -8,7 +8,11 @@ their *public* bounds (numeric) or levels (categorical), and the task:
   column coded 0/1, and public ``horizons`` at which the per-record survival loss is evaluated.
 
 Bounds and levels must come from public knowledge (clinical ranges, data dictionaries), never
-from the private tables: the privacy guarantee assumes they are data-independent.
+from the private tables: the privacy guarantee assumes they are data-independent. The optional
+top-level key ``"bounds_source"`` says where they came from: ``"declared"`` (the default when
+the key is absent: written from public knowledge) or ``"inferred"`` (read from a table by
+``fedcondense schema infer``; NOT private). A deployed site refuses an inferred schema unless
+its operator overrides it, and ``condense``/``simulate`` warn about one.
 
 Example::
 
@@ -22,7 +26,8 @@ Example::
       ],
       "task": {"type": "survival", "time": "time", "event": "cens",
                "time_min": 1, "time_max": 3000, "horizons": [365, 730, 1460]},
-      "subgroups": ["horTh"]
+      "subgroups": ["horTh"],
+      "bounds_source": "declared"
     }
 
 :func:`Schema.hash` is the SHA-256 of a canonical JSON rendering; it travels with every
@@ -43,6 +48,13 @@ from fedcondense.protocol.errors import SchemaError
 SCHEMA_FORMAT = "fedcondense-schema/1"
 ColumnKind = Literal["numeric", "categorical", "binary"]
 _KINDS = ("numeric", "categorical", "binary")
+BoundsSource = Literal["declared", "inferred"]
+_BOUNDS_SOURCES = ("declared", "inferred")
+INFERRED_BOUNDS_WARNING = (
+    "the schema's bounds were inferred from data (\"bounds_source\": \"inferred\"), so they are "
+    "not private: the release leaks them beyond its ε. Replace them by public bounds and set "
+    "\"bounds_source\": \"declared\"."
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ class Schema:
     columns: tuple[Column, ...]
     task: Task
     subgroups: tuple[str, ...] = field(default=())
+    bounds_source: BoundsSource = "declared"
     source: str = field(default="<memory>", compare=False)
 
     # ------------------------------------------------------------------ accessors
@@ -135,6 +148,13 @@ class Schema:
     def n_classes(self) -> int:
         return len(self.task.classes) if isinstance(self.task, ClassificationTask) else 0
 
+    @property
+    def inferred_bounds_warning(self) -> str | None:
+        """One-line warning when the bounds were read from data (``None`` when declared)."""
+        if self.bounds_source == "declared":
+            return None
+        return f"{self.source}: {INFERRED_BOUNDS_WARNING}"
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
@@ -149,6 +169,7 @@ class Schema:
             "columns": [c.to_dict() for c in self.columns],
             "task": self.task.to_dict(),
             "subgroups": list(self.subgroups),
+            "bounds_source": self.bounds_source,
         }
 
     def canonical_json(self) -> str:
@@ -291,6 +312,12 @@ def _parse(raw: Any, src: str) -> Schema:
     name = raw.get("name", "dataset")
     if not isinstance(name, str):
         raise SchemaError(f"{src}: 'name' must be a string.")
+    bounds_source = raw.get("bounds_source", "declared")
+    if bounds_source not in _BOUNDS_SOURCES:
+        raise SchemaError(
+            f"{src}: 'bounds_source' must be \"declared\" (bounds from public knowledge) or "
+            f"\"inferred\" (read from data by `fedcondense schema infer`), got {bounds_source!r}.")
     return Schema(
-        name=name, columns=columns, task=task, subgroups=tuple(subgroups), source=src
+        name=name, columns=columns, task=task, subgroups=tuple(subgroups),
+        bounds_source=bounds_source, source=src,
     )

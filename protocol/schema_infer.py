@@ -18,6 +18,10 @@ rounded to two significant digits.
    from a table are **not** differentially private: publishing or using them unreviewed leaks
    information (e.g. the oldest patient's age). Review the schema and replace every bound by
    a public one (clinical plausibility ranges, data dictionaries) before using it.
+
+The schema is marked ``"bounds_source": "inferred"``; a deployed site refuses it unless its
+operator overrides that explicitly, and ``condense``/``simulate`` warn. After review, set the
+key to ``"declared"``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from fedcondense.protocol.site_table import missing_mask, normalise_label
 
 INFERRED_SCHEMA_WARNING = (
     "bounds, levels and horizons in this schema were read from the data and are NOT private; "
-    "review them and replace every bound by a public one (clinical ranges, data dictionary) "
-    "before sharing the schema or running with it."
+    "review them, replace every bound by a public one (clinical ranges, data dictionary) and "
+    "set \"bounds_source\": \"declared\" before sharing the schema or running with it."
 )
 MAX_LEVELS = 10
 
@@ -186,6 +190,7 @@ def infer_schema(df: pd.DataFrame, *, target: str | None = None, time: str | Non
         hz = [h for h in hz if tmin < h < tmax] or [_round_sig(math.sqrt(tmin * tmax))]
         task = {"type": "survival", "time": time, "event": event, "time_min": tmin,
                 "time_max": tmax, "horizons": hz}
-    schema = Schema.from_dict({"name": name, "columns": columns, "task": task}, source=name)
+    schema = Schema.from_dict({"name": name, "columns": columns, "task": task,
+                               "bounds_source": "inferred"}, source=name)
     warnings.warn(INFERRED_SCHEMA_WARNING, PublicBoundsWarning, stacklevel=2)
     return schema

@@ -117,3 +117,17 @@ def test_two_concurrent_ledger_runs_cannot_both_spend(tmp_path):
     assert 0.85 < book["epsilon_spent"] <= 1.0
     done = [i for i in range(2) if (tmp_path / f"run{i}" / "synthetic.csv").exists()]
     assert len(done) == 1
+
+
+def test_condense_and_simulate_warn_about_an_inferred_schema(data, tmp_path):
+    raw = json.loads((data / "heart_disease.schema.json").read_text())
+    (tmp_path / "inferred.json").write_text(json.dumps({**raw, "bounds_source": "inferred"}))
+    schema = str(tmp_path / "inferred.json")
+    csv = str(data / "heart_disease.csv")
+    for args in (["condense", csv, "--out", "o1"],
+                 ["simulate", "--site-data", csv, "--site-data", csv, "--out", "o2"]):
+        r = run(*args, "--schema", schema, "--epsilon", "0", cwd=tmp_path)  # refused after
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 2, r.stderr
+        assert lines[0].startswith(f"warning: {schema}: ") and "not private" in lines[0]
+        assert lines[1].startswith("error:")

@@ -42,7 +42,9 @@ def test_export_then_infer(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "NOT private" in r.stderr and r.stderr.count("\n") == 1
     schema = Schema.load(tmp_path / "inferred.json")
-    assert schema.name == "g" and schema.is_survival
+    assert schema.name == "g" and schema.is_survival and schema.bounds_source == "inferred"
+    assert json.loads((tmp_path / "inferred.json").read_text())["bounds_source"] == "inferred"
+    assert Schema.load(data / "gbsg2.schema.json").bounds_source == "declared"
     assert json.loads((tmp_path / "inferred.json").read_text())["task"]["event"] == "cens"
     table = load_site_table(data / "gbsg2.csv", schema)
     assert table.n_rows == 686 and table.report["clipped"] == 0

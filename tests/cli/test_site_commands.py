@@ -137,6 +137,9 @@ def test_status_without_and_with_ledger(site, monkeypatch, capsys):
     (lambda t: t.replace("delta-budget = 1e-5", "delta-budget = 1"), "0 < δ < 1"),
     (lambda t: t.replace('data = "data.csv"', 'data = "nope.csv"'), "does not exist"),
     (lambda t: t.replace("[privacy]", "[privacy"), "not valid TOML"),
+    (lambda t: t.replace('ledger = "state/ledger.json"\n',
+                         'ledger = "state/ledger.json"\nallow-inferred-schema = "yes"\n'),
+     "[site] allow-inferred-schema"),
 ])
 def test_bad_config_one_line(site, monkeypatch, capsys, edit, expect):
     (site / "site.toml").write_text(edit(SITE_TOML))
@@ -233,3 +236,23 @@ def test_start_refuses_non_openssh_key(site, monkeypatch, capsys):
     code, _, err = cli(monkeypatch, capsys, "site", "start", "--config",
                        str(site / "site.toml"), "--dry-run")
     assert code == 2 and "OpenSSH private key" in err
+
+
+def test_start_refuses_an_inferred_schema_unless_the_operator_allows_it(site, monkeypatch,
+                                                                        capsys):
+    (site / "schema.json").write_text(json.dumps({**SCHEMA, "bounds_source": "inferred"}))
+    toml = str(site / "site.toml")
+    assert cli(monkeypatch, capsys, "site", "init", "--config", toml)[0] == 0
+    code, _, err = cli(monkeypatch, capsys, "site", "start", "--config", toml, "--dry-run")
+    assert code == 2 and err.count("\n") == 1 and "inferred from data" in err
+    assert "not private" in err and "allow-inferred-schema = true" in err
+    code, _, err = cli(monkeypatch, capsys, "site", "check", str(site / "data.csv"),
+                       "--schema", str(site / "schema.json"))
+    assert code == 0 and err.startswith("warning: ") and "not private" in err
+    (site / "site.toml").write_text(SITE_TOML.replace(
+        'ledger = "state/ledger.json"\n', 'ledger = "state/ledger.json"\n'
+        'allow-inferred-schema = true\n'))
+    assert load_site_config(site / "site.toml").allow_inferred_schema
+    code, out, err = cli(monkeypatch, capsys, "site", "start", "--config", toml, "--dry-run")
+    assert code == 0 and "flower-supernode" in out
+    assert err.startswith("warning: ") and "allow-inferred-schema = true" in err

@@ -106,8 +106,29 @@ def _col(i, **kw):
     (variant(task={**SURV_TASK, "horizons": []}), "horizons"),
     (variant(task={**SURV_TASK, "event": "t"}), "different columns"),
     (variant(subgroups=["nope"]), "subgroups"),
+    (variant(bounds_source="public"), "'bounds_source' must be \"declared\""),
+    (variant(bounds_source=None), "'bounds_source'"),
 ])
 def test_validation_errors(raw, text):
     with pytest.raises(SchemaError) as info:
         Schema.from_dict(raw, source="s.json")
     assert text in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bounds_source_defaults_to_declared_and_is_hashed(tmp_path):
+    declared = Schema.from_dict(BASE)
+    assert declared.bounds_source == "declared" and declared.inferred_bounds_warning is None
+    assert Schema.from_dict(variant(bounds_source="declared")) == declared
+    inferred = Schema.from_dict(variant(bounds_source="inferred"), source="s.json")
+    assert inferred.bounds_source == "inferred" and inferred.hash() != declared.hash()
+    assert inferred.inferred_bounds_warning.startswith("s.json: ")
+    assert "not private" in inferred.inferred_bounds_warning
+    p = tmp_path / "inferred.json"
+    inferred.save(p)
+    assert json.loads(p.read_text())["bounds_source"] == "inferred"
+    assert Schema.load(p) == inferred and Schema.load(p).hash() == inferred.hash()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(variant(bounds_source="data")))
+    with pytest.raises(SchemaError, match=f"^{bad}: 'bounds_source'"):
+        Schema.load(bad)
+

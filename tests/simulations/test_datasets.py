@@ -34,6 +34,8 @@ def test_dataset_passes_ingress_without_clipping(name, loaded, tmp_path):
     assert csv_path.name == f"{name}.csv" and schema_path.name == f"{name}.schema.json"
     again = Schema.load(schema_path)
     assert again.hash() == schema.hash()
+    # bounds written by hand from public ranges, never read from the table
+    assert schema.bounds_source == again.bounds_source == "declared"
     table = load_site_table(csv_path, again)  # strict: no missing, nothing out of bounds
     assert table.n_rows == info.rows and table.report["clipped"] == 0
     assert np.isfinite(table.X).all() and table.X.min() >= -1 and table.X.max() <= 1
