@@ -3,6 +3,11 @@
 Both predict the survival probability of each real record at the schema's public horizons.
 A degenerate fit (no events, lifelines non-convergence, ...) falls back to the Kaplan–Meier
 curve of the synthetic rows, which keeps every per-record loss finite and bounded.
+
+A prediction that fails is replaced *per record*: the batch is predicted again record by
+record and only a record whose own prediction fails gets the constant 0.5 (a non-finite
+value likewise, element by element). A record's prediction therefore never depends on which
+other records are in the batch — the per-record sensitivity the privacy proof needs.
 """
 
 from __future__ import annotations
@@ -71,9 +76,24 @@ class SurvivalFamily(ModelFamily):
                     continue
                 try:
                     out[b] = self.survival_at(m, X_real, horizons)
-                except Exception:
-                    out[b] = 0.5
+                except Exception:  # which record failed? each is answered on its own
+                    out[b] = self.survival_record_by_record(m, X_real, horizons)
         return np.clip(np.nan_to_num(out, nan=0.5), 0.0, 1.0)
+
+    def survival_record_by_record(self, model: Any, x: np.ndarray,
+                                  horizons: np.ndarray) -> np.ndarray:
+        """``(n, H)`` survival predicted one record at a time; 0.5 for a record that fails.
+
+        A failure of one record never changes another record's value (unlike a batch-wide
+        fallback, which would let one record move every other record's loss).
+        """
+        rows = np.full((len(x), len(horizons)), 0.5)
+        for i in range(len(x)):
+            try:
+                rows[i] = self.survival_at(model, x[i:i + 1], horizons)[0]
+            except Exception:
+                pass  # this record's own, data-free fallback
+        return rows
 
 
 @register

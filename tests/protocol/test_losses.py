@@ -41,3 +41,35 @@ def test_losses_are_local_to_each_record():
     changed = classification_losses(probs, y2)
     diff = np.abs(changed - base).max(axis=0)
     assert diff[7] > 0 and np.all(np.delete(diff, 7) == 0)
+
+
+def test_a_failing_survival_prediction_changes_only_that_records_loss():
+    """A record the model cannot predict gets its own fallback; every other record's loss is
+    the same whether or not that record is in the batch (the per-record sensitivity)."""
+    from fedcondense.protocol.families.base import FitTargets
+    from fedcondense.protocol.families.survival import CoxPHFamily
+
+    class FragileCox(CoxPHFamily):  # a real Cox fit whose prediction fails on some records
+        def survival_at(self, model, x, horizons):
+            if (x[:, 0] > 0.9).any():
+                raise FloatingPointError("cannot predict this record")
+            return super().survival_at(model, x, horizons)
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (30, 3))
+    t = rng.uniform(1, 100, 30)
+    e = (rng.random(30) < 0.6).astype(int)
+    horizons = (20.0, 50.0, 80.0)
+    fam = FragileCox(backend="reference")
+    fitted = fam.fit_batch(np.stack([x, x + 0.01]), FitTargets(event=e, horizons=horizons),
+                           np.stack([t, t]))
+    real = rng.uniform(-0.8, 0.8, (12, 3))
+    rt, re_ = rng.uniform(1, 100, 12), (rng.random(12) < 0.5).astype(int)
+    poison = real.copy()
+    poison[4, 0] = 0.95
+    clean = survival_losses(fam.predict_batch(fitted, real), rt, re_, horizons)
+    mixed_pred = fam.predict_batch(fitted, poison)
+    mixed = survival_losses(mixed_pred, rt, re_, horizons)
+    others = np.arange(12) != 4
+    np.testing.assert_array_equal(mixed[:, others], clean[:, others])
+    assert (mixed_pred[:, 4] == 0.5).all() and not (mixed_pred[:, others] == 0.5).any()
