@@ -128,10 +128,36 @@ class LogisticRegressionFamily(SklearnClassifier):
 
 @register
 class DecisionTreeFamily(SklearnClassifier):
-    """``DecisionTreeClassifier(max_depth=4, random_state=0)``."""
+    """``DecisionTreeClassifier(max_depth=4, random_state=0)``.
+
+    The batched backend (numpy, :mod:`.batched_tree`) grows every set's tree at once with
+    scikit-learn's splits, tie-breaking and leaf values: identical predictions. Parameters it
+    does not reproduce (``max_depth=None``, ``random_state=None``) run the reference loop.
+    """
 
     name = "decision_tree"
     defaults = {"max_depth": 4, "random_state": 0}
+    backends = ("reference", "batched")
+    torch_backends = ()
+
+    def _batched(self) -> bool:
+        from fedcondense.protocol.families import batched_tree_backend
+
+        return self.backend == "batched" and batched_tree_backend.supports(self.params)
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        if self._batched():
+            from fedcondense.protocol.families import batched_tree_backend
+
+            return batched_tree_backend.fit_decision_tree(X, targets, self.params)
+        return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if "batched" in fitted.extra:
+            from fedcondense.protocol.families import batched_tree_backend
+
+            return batched_tree_backend.predict_decision_tree(fitted, X_real)
+        return super().predict_batch(fitted, X_real)
 
     def make(self) -> Any:
         from sklearn.tree import DecisionTreeClassifier

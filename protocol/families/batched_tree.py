@@ -1,0 +1,272 @@
+"""Batched CART: B depth-limited Gini trees, grown as scikit-learn grows them, in numpy.
+
+Reproduces ``DecisionTreeClassifier(max_depth=D, random_state=R)`` (``splitter="best"``,
+``max_features=None``, no sample weights, ``min_samples_split=2``, ``min_samples_leaf=1``)
+on each of B training sets ``(m, d)`` sharing one label vector, node for node:
+
+* inputs are cast to float32 (as scikit-learn does); candidate splits lie between
+  consecutive distinct values of a node's rows (gaps ≤ 1e-7 in float32 are ties), the
+  threshold is ``v_prev / 2 + v_next / 2`` in float64;
+* the split score is scikit-learn's Gini *proxy improvement*
+  ``-(n_R · gini_R) - n_L · gini_L`` with ``gini = 1 - Σ_c count_c² / n²``, computed with the
+  same float64 operations in the same order, so equal scores are equal bit for bit;
+* **ties** go to the first split scikit-learn visits: the smallest position within a
+  feature, and between features the one its splitter draws first. The splitter draws the
+  features of each node in a Fisher–Yates order from a xorshift stream seeded by
+  ``RandomState(R).randint(0, 2**31 - 1)``, and the order depends only on how many nodes
+  were split before (in depth-first, left-first order) — *as long as no feature is
+  constant within a node that is split* (a constant feature changes the draws). Such trees
+  are reported in ``needs_reference`` and refitted by the caller with scikit-learn itself;
+* a node is a leaf at depth D, below 2 rows, with Gini ≤ machine ε, or when no feature has
+  two distinct values; leaf values are class fractions ``count_c / n`` (as
+  ``tree_.value``), so ``predict_proba`` agrees exactly.
+
+Trees are stored in heap layout (children of node i at 2i + 1 and 2i + 2); the build visits
+the 2^D - 1 possible internal nodes in depth-first order, vectorised over the trees.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+_RAND_R_MAX = 2147483647
+_FEATURE_THRESHOLD = np.float32(1e-7)
+_EPSILON = np.finfo(np.float64).eps
+
+
+@dataclass
+class TreeBatch:
+    """B fitted trees in heap layout.
+
+    Attributes
+    ----------
+    feature:
+        ``(B, 2^D - 1)`` split feature of each internal slot, -1 where the node is a leaf
+        or does not exist.
+    threshold:
+        ``(B, 2^D - 1)`` float64 thresholds (go left when ``x <= threshold``).
+    left_heavy:
+        ``(B, 2^D - 1)`` whether the left child got more rows (where scikit-learn sends a
+        missing value at prediction time).
+    value:
+        ``(B, 2^(D+1) - 1, K)`` class fractions of every node (zeros where absent).
+    needs_reference:
+        ``(B,)`` trees whose split order this kernel cannot reproduce (a constant feature
+        in a split node); their slots are meaningless and must be refitted.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left_heavy: np.ndarray
+    value: np.ndarray
+    needs_reference: np.ndarray
+
+    @property
+    def depth(self) -> int:
+        return int(np.log2(self.feature.shape[1] + 1))
+
+
+def _xorshift(state: int) -> int:
+    state ^= (state << 13) & 0xFFFFFFFF
+    state ^= state >> 17
+    state ^= (state << 5) & 0xFFFFFFFF
+    return state
+
+
+@functools.lru_cache(maxsize=64)
+def visit_ranks(n_features: int, n_calls: int, random_state: int) -> np.ndarray:
+    """``(n_calls, d)``: rank at which scikit-learn's best splitter evaluates each feature in
+    its k-th ``node_split`` call, when no feature was found constant (see module doc)."""
+    state = int(np.random.RandomState(random_state).randint(0, _RAND_R_MAX)) or 1
+    features = list(range(n_features))
+    ranks = np.empty((n_calls, n_features), dtype=np.int64)
+    for k in range(n_calls):
+        f_i = n_features
+        for visit in range(n_features):
+            state = _xorshift(state)
+            f_j = (state % (_RAND_R_MAX + 1)) % f_i
+            ranks[k, features[f_j]] = visit
+            f_i -= 1
+            features[f_i], features[f_j] = features[f_j], features[f_i]
+    return ranks
+
+
+@functools.lru_cache(maxsize=16)
+def preorder_slots(depth: int) -> tuple[int, ...]:
+    """Heap indices of the internal slots of a depth-``depth`` tree, depth-first, left first."""
+    out: list[int] = []
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        if i < 2**depth - 1:
+            out.append(i)
+            stack.extend((2 * i + 2, 2 * i + 1))
+    return tuple(out)
+
+
+def _gini_terms(counts: list[np.ndarray], n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 - Σ_c count_c² / n², n · that)`` with scikit-learn's operation order (classes
+    summed first to last, from 0.0)."""
+    sq = counts[0] * counts[0]
+    for c in counts[1:]:
+        sq = sq + c * c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gini = 1.0 - sq / (n * n)
+        return gini, n * gini
+
+
+def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
+        random_state: int = 0) -> TreeBatch:
+    """Grow one tree per set of ``X (B, m, d)`` (finite values) on ``labels (m,)``.
+
+    Each node keeps, per tree and feature, the row indices of its rows sorted by that
+    feature (``(b, d, M)``, the node's rows first, M the largest row count of the node over
+    the trees); a split stably partitions them into the children's.
+    """
+    X32 = np.asarray(X, dtype=np.float32)
+    B, m, d = X32.shape
+    S = 2**max_depth - 1
+    labels = np.asarray(labels, dtype=np.int64)
+    onehot = np.eye(n_classes)[labels]  # (m, K)
+    cls = [np.ascontiguousarray(onehot[:, c]) for c in range(n_classes)]
+    XT = np.ascontiguousarray(X32.transpose(0, 2, 1))  # (B, d, m)
+    ranks = visit_ranks(d, S, int(random_state))
+    table = _score_table(m) if n_classes == 2 else None
+    y1 = labels.astype(np.int64) if n_classes == 2 else None
+
+    node = np.zeros((B, m), dtype=np.int64)  # heap index of each row's current node
+    calls = np.zeros(B, dtype=np.int64)
+    feature = np.full((B, S), -1, dtype=np.int64)
+    threshold = np.zeros((B, S))
+    left_heavy = np.zeros((B, S), dtype=bool)
+    needs_reference = np.zeros(B, dtype=bool)
+    feats = np.arange(d)[None, :, None]
+    # per slot: (trees, sorted row indices (b, d, M), row counts (b,))
+    pending = {0: (np.arange(B), np.argsort(XT, axis=2, kind="stable"), np.full(B, m))}
+
+    for s in preorder_slots(max_depth):
+        if s not in pending:
+            continue
+        bi, idx, n = pending.pop(s)
+        M = idx.shape[2]
+        pos = np.arange(M)
+        inside = pos[None, :] < n[:, None]  # (b, M)
+        first = idx[:, 0, :]  # rows in the order of feature 0
+        counts = [np.where(inside, c[first], 0.0).sum(axis=1) for c in cls]
+        nf = n.astype(np.float64)
+        active = (n >= 2) & (_gini_terms(counts, nf)[0] > _EPSILON)
+        if not active.all():
+            bi, idx, n, nf, inside = bi[active], idx[active], n[active], nf[active], inside[active]
+            counts = [c[active] for c in counts]
+        counts1 = counts[-1].astype(np.int64)
+        if not len(bi):
+            continue
+        base = (bi[:, None, None] * d + feats) * m  # flat offsets into XT (B, d, m)
+        x = np.take(XT, base + idx)  # (b, d, M) sorted values
+        # splits after position i < n - 1 between distinct (> 1e-7 apart) neighbours
+        valid = (pos[None, None, :-1] < (n - 1)[:, None, None]) \
+            & (x[:, :, 1:] > x[:, :, :-1] + _FEATURE_THRESHOLD)
+        if table is not None:  # two classes: look the scores up by (n, count of class 1)
+            c1 = np.cumsum(np.where(inside[:, None, :], y1[idx], 0), axis=2)[:, :, :-1]
+            left = np.arange(1, M)[None, None, :] * (m + 1) + c1
+            right = (n[:, None, None] - np.arange(1, M)[None, None, :]) * (m + 1) \
+                + (counts1[:, None, None] - c1)
+            proxy = -table[right] - table[left]
+        else:
+            nl = np.arange(1.0, M)[None, None, :]
+            nr = nf[:, None, None] - nl
+            cl = [np.cumsum(np.where(inside[:, None, :], c[idx], 0.0), axis=2)[:, :, :-1]
+                  for c in cls]
+            cr = [t[:, None, None] - c for t, c in zip(counts, cl)]
+            proxy = -_gini_terms(cr, nr)[1] - _gini_terms(cl, nl)[1]
+        proxy = np.where(valid, proxy, -np.inf)
+        at = proxy.argmax(axis=2)  # (b, d): first best position per feature
+        best = np.take_along_axis(proxy, at[:, :, None], axis=2)[:, :, 0]
+        # a feature with one distinct value among the node's rows changes the draws
+        last = np.take_along_axis(x, (n - 1)[:, None, None].repeat(d, 1), axis=2)[:, :, 0]
+        needs_reference[bi[(last <= x[:, :, 0] + _FEATURE_THRESHOLD).any(axis=1)]] = True
+        top = best.max(axis=1, keepdims=True)
+        f = np.where(best == top, ranks[calls[bi]], d + 1).argmin(axis=1)  # (b,)
+        calls[bi] += 1
+        splits = np.isfinite(top[:, 0])
+        if not splits.all():
+            bi, idx, n, x, f, at, inside = (a[splits] for a in (bi, idx, n, x, f, at, inside))
+        if not len(bi):
+            continue
+        r = np.arange(len(bi))
+        p = at[r, f]
+        thr = x[r, f, p].astype(np.float64) / 2.0 + x[r, f, p + 1].astype(np.float64) / 2.0
+        feature[bi, s], threshold[bi, s] = f, thr
+        n_left = p + 1
+        left_heavy[bi, s] = n_left > n - n_left
+        go_left = XT[bi, f, :] <= thr[:, None]  # (b, m)
+        member = node[bi] == s
+        node[bi] = np.where(member, np.where(go_left, 2 * s + 1, 2 * s + 2), node[bi])
+        gl = np.take(go_left, r[:, None, None] * m + idx) & inside[:, None, :]  # (b, d, M)
+        gr = ~gl & inside[:, None, :]
+        for child, side, cnt in ((2 * s + 1, gl, n_left), (2 * s + 2, gr, n - n_left)):
+            if child >= S:  # a leaf slot: nothing more to grow
+                continue
+            pending[child] = (bi, _compact(idx, side, int(cnt.max())), cnt)
+
+    value = _node_values(node, onehot, max_depth)
+    return TreeBatch(feature, threshold, left_heavy, value, needs_reference)
+
+
+@functools.lru_cache(maxsize=16)
+def _score_table(m: int) -> np.ndarray:
+    """Flat ``((m+1)², )`` table of ``n · gini`` for two classes, index ``n · (m+1) + c_1``
+    (computed by :func:`_gini_terms`, so bit for bit the formula's values)."""
+    n, c1 = np.meshgrid(np.arange(m + 1.0), np.arange(m + 1.0), indexing="ij")
+    table = _gini_terms([n - c1, c1], n)[1]
+    return np.where(np.isfinite(table), table, 0.0).ravel()
+
+
+def _compact(idx: np.ndarray, keep: np.ndarray, width: int) -> np.ndarray:
+    """The entries of ``idx (b, d, M)`` where ``keep``, moved to the front in their order,
+    padded with row 0 to ``width``."""
+    b, d, M = idx.shape
+    dest = np.cumsum(keep, axis=2, dtype=np.int64) - 1
+    # entries not kept land in a spare last column, dropped at the end
+    dest = np.where(keep, dest, width) + (np.arange(b * d) * (width + 1)).reshape(b, d, 1)
+    out = np.zeros(b * d * (width + 1), dtype=idx.dtype)
+    out[dest.ravel()] = idx.ravel()
+    return out.reshape(b, d, width + 1)[:, :, :width]
+
+
+def _node_values(node: np.ndarray, onehot: np.ndarray, max_depth: int) -> np.ndarray:
+    """Class fractions of every heap node, from the final leaf of each row (integer counts
+    summed up the levels: exact)."""
+    B, m = node.shape
+    k = onehot.shape[1]
+    counts = np.zeros((B, 2 ** (max_depth + 1) - 1, k))
+    np.add.at(counts, (np.repeat(np.arange(B), m), node.ravel()), np.tile(onehot, (B, 1)))
+    for level in range(max_depth, 0, -1):
+        first = 2**level - 1
+        children = counts[:, first:2 * first + 1].reshape(B, 2 ** (level - 1), 2, k)
+        counts[:, (first - 1) // 2:first] += children.sum(axis=2)
+    n = counts.sum(axis=2, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, counts / n, 0.0)
+
+
+def predict_proba(trees: TreeBatch, X_real: np.ndarray) -> np.ndarray:
+    """``(B, n, K)`` class fractions of the leaf each real record ``(n, d)`` falls in."""
+    x = np.asarray(X_real, dtype=np.float32)
+    B, S = trees.feature.shape
+    n = x.shape[0]
+    i = np.zeros((B, n), dtype=np.int64)
+    rows = np.arange(B)[:, None]
+    for _ in range(trees.depth):
+        internal = i < S
+        slot = np.where(internal, i, 0)
+        f = trees.feature[rows, slot]
+        split = internal & (f >= 0)
+        xv = x[np.arange(n)[None, :], np.where(split, f, 0)]  # (B, n)
+        left = np.where(np.isnan(xv), trees.left_heavy[rows, slot],
+                        xv <= trees.threshold[rows, slot])
+        i = np.where(split, np.where(left, 2 * i + 1, 2 * i + 2), i)
+    return trees.value[rows, i]

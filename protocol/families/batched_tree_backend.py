@@ -1,0 +1,78 @@
+"""Glue between the tree families' batched API and the numpy CART kernel (:mod:`.batched_tree`).
+
+``decision_tree`` with ``backend="batched"`` grows all sets of a batch at once. The batch
+keeps the reference backend's rules: a set with non-finite values gets the data-free class
+frequencies; a set the kernel cannot reproduce exactly (a feature constant within a node it
+splits, see :mod:`.batched_tree`) is fitted by scikit-learn itself, so every prediction
+equals the reference backend's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from fedcondense.protocol.families import batched_tree
+from fedcondense.protocol.families.base import FitTargets, FittedBatch, class_frequencies
+
+
+def supports(params: dict[str, Any]) -> bool:
+    """Whether the kernel reproduces ``DecisionTreeClassifier(**params)`` (integer depth
+    and seed; anything else runs the reference backend)."""
+    depth, seed = params.get("max_depth"), params.get("random_state")
+    return (isinstance(depth, int) and not isinstance(depth, bool) and 1 <= depth <= 12
+            and isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0)
+
+
+def fit_decision_tree(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBatch:
+    """One depth-limited Gini tree per set of ``X (B, m, d)``."""
+    assert targets.labels is not None
+    labels = np.asarray(targets.labels, dtype=np.int64)
+    k = int(targets.n_classes)
+    X = np.asarray(X, dtype=np.float64)
+    ok = np.isfinite(X).reshape(X.shape[0], -1).all(axis=1)
+    models: list[Any] = [None] * X.shape[0]
+    fallback: list[np.ndarray | None] = [None if good else class_frequencies(labels, k)
+                                         for good in ok]
+    where = np.flatnonzero(ok)
+    trees = None
+    exact: dict[int, Any] = {}
+    if len(where):
+        trees = batched_tree.fit(X[where], labels, k, params["max_depth"],
+                                 params["random_state"])
+        for j, b in enumerate(where):
+            models[b] = j
+            if trees.needs_reference[j]:
+                exact[j] = _sklearn_tree(X[b], labels, params)
+    return FittedBatch(models, fallback, {"n_classes": k, "batched": trees, "exact": exact})
+
+
+def _sklearn_tree(x: np.ndarray, labels: np.ndarray, params: dict[str, Any]) -> Any:
+    from sklearn.tree import DecisionTreeClassifier
+
+    from fedcondense.protocol.families.base import single_threaded
+
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DecisionTreeClassifier(**params).fit(x, labels)
+
+
+def predict_decision_tree(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+    """``(B, n, K)`` probabilities of a batch from :func:`fit_decision_tree`."""
+    k = int(fitted.extra["n_classes"])
+    X_real = np.asarray(X_real, dtype=np.float64)
+    out = np.zeros((fitted.size, len(X_real), k))
+    trees = fitted.extra["batched"]
+    if trees is not None:
+        proba = batched_tree.predict_proba(trees, X_real)
+        for j, est in fitted.extra["exact"].items():
+            proba[j] = 0.0
+            proba[j][:, np.asarray(est.classes_, dtype=np.int64)] = est.predict_proba(X_real)
+        rows = [b for b, mdl in enumerate(fitted.models) if mdl is not None]
+        out[rows] = proba[[fitted.models[b] for b in rows]]
+    for b, mdl in enumerate(fitted.models):
+        if mdl is None:
+            out[b] = fitted.fallback[b]
+    return out

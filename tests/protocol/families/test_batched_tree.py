@@ -1,0 +1,93 @@
+"""The numpy CART kernel grows the trees scikit-learn grows: identical predictions.
+
+Ties between equally good splits are frequent on 6–40-row sets (and forced here by rounding
+values to one decimal); they are broken as scikit-learn's splitter breaks them (its seeded
+feature order), so predictions are compared for exact equality, not within a tolerance.
+"""
+
+import numpy as np
+import pytest
+from sklearn.tree import DecisionTreeClassifier
+
+from fedcondense.protocol.families import batched_tree, create_family
+from fedcondense.protocol.families.base import FitTargets
+
+
+def _sklearn(x, y, k, xr, **params):
+    est = DecisionTreeClassifier(**params).fit(x, y)
+    out = np.zeros((len(xr), k))
+    out[:, est.classes_] = est.predict_proba(xr)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kernel_equals_sklearn_tree_for_tree(seed):
+    rng = np.random.default_rng(seed)
+    m, d, k = int(rng.integers(5, 41)), int(rng.integers(1, 25)), int(rng.integers(2, 4))
+    depth, state = int(rng.integers(1, 6)), int(rng.integers(0, 3))
+    y = np.resize(np.arange(k), m)
+    rng.shuffle(y)
+    X = rng.normal(size=(24, m, d))
+    X[:, :, 0] += y  # informative, so that trees differ in depth
+    if seed % 2:
+        X = np.round(X, 1)  # equal values within a feature and many tied scores
+    xr = rng.normal(size=(60, d))
+    trees = batched_tree.fit(X, y, k, depth, state)
+    proba = batched_tree.predict_proba(trees, xr)
+    compared = 0
+    for b in range(len(X)):
+        if trees.needs_reference[b]:
+            continue
+        compared += 1
+        np.testing.assert_array_equal(
+            proba[b], _sklearn(X[b], y, k, xr, max_depth=depth, random_state=state))
+    assert compared >= len(X) // 2
+
+
+def test_constant_feature_inside_a_node_is_flagged():
+    # feature 1 is constant on the rows of class 1, a node the tree splits further
+    x = np.array([[0.0, 0.0], [0.1, 1.0], [1.0, 5.0], [1.1, 5.0], [1.2, 5.0], [1.3, 5.0]])
+    y = np.array([0, 0, 1, 1, 0, 1])
+    assert batched_tree.fit(x[None], y, 2).needs_reference[0]
+    assert not batched_tree.fit(x[None] + np.arange(6.0)[None, :, None] * 1e-3, y, 2)\
+        .needs_reference[0]
+
+
+def test_visit_order_is_a_permutation_per_call():
+    ranks = batched_tree.visit_ranks(7, 15, 0)
+    assert all(sorted(r) == list(range(7)) for r in ranks)
+    assert len({tuple(r) for r in ranks}) > 1
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_family_batched_equals_reference_on_a_real_table(rounded):
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    rng = np.random.default_rng(1)
+    X, y = data.data, data.target
+    rows = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in (0, 1)])
+    base = (X[rows] - X.mean(0)) / X.std(0)
+    sets = base[None] + 0.3 * rng.normal(size=(32, *base.shape))
+    if rounded:  # constant features inside nodes: those sets go to scikit-learn itself
+        sets = np.round(sets)
+    sets[3, 0, 0] = np.nan  # a degenerate set: class frequencies, as the reference
+    targets = FitTargets(labels=y[rows], n_classes=2)
+    xr = (X - X.mean(0)) / X.std(0)
+    ref = create_family("decision_tree", backend="reference")
+    bat = create_family("decision_tree")  # auto → batched
+    assert bat.backend == "batched"
+    fitted = bat.fit_batch(sets, targets)
+    assert fitted.n_degenerate == 1
+    np.testing.assert_array_equal(bat.predict_batch(fitted, xr),
+                                  ref.predict_batch(ref.fit_batch(sets, targets), xr))
+
+
+def test_unsupported_parameters_run_the_reference_loop():
+    fam = create_family("decision_tree", backend="batched", max_depth=None)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 12, 4))
+    y = np.resize([0, 1], 12)
+    fitted = fam.fit_batch(X, FitTargets(labels=y, n_classes=2))
+    assert "batched" not in fitted.extra
+    assert fam.predict_batch(fitted, X[0]).shape == (3, 12, 2)
