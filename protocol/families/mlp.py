@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from fedcondense.protocol.families import register
 from fedcondense.protocol.families.base import (
     FitTargets, FittedBatch, ModelFamily, class_frequencies,
 )
+
+if TYPE_CHECKING:  # torch is imported where it is used: listing the families stays light
+    import torch
 
 _BETAS = (0.9, 0.999)
 _EPS = 1e-8
@@ -32,6 +35,8 @@ _EPS = 1e-8
 @contextmanager
 def torch_single_thread(device: torch.device) -> Iterator[None]:
     """One intra-op thread for tiny CPU tensors (thread hand-off dominates), then restore."""
+    import torch
+
     if device.type != "cpu":
         yield
         return
@@ -46,6 +51,8 @@ def torch_single_thread(device: torch.device) -> Iterator[None]:
 def forward(xs: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
             b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-activations ``(B, m, h)`` and logits ``(B, m, K)`` of standardised rows."""
+    import torch
+
     pre = torch.baddbmm(b1, xs, w1)
     return pre, torch.baddbmm(b2, pre.clamp_min(0.0), w2)
 
@@ -63,6 +70,8 @@ def train(xs: torch.Tensor, onehot: torch.Tensor, params: list[torch.Tensor], st
     params:
         ``[w1 (B, d, h), b1 (B, 1, h), w2 (B, h, K), b2 (B, 1, K)]``.
     """
+    import torch
+
     w1, b1, w2, b2 = params
     m = xs.shape[1]
     xt = xs.transpose(1, 2)
@@ -98,6 +107,8 @@ class MLPFamily(ModelFamily):
     torch_backends = ("reference", "batched")
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        import torch
+
         assert targets.labels is not None
         p = self.params
         dev = torch.device(self.device)
@@ -127,6 +138,8 @@ class MLPFamily(ModelFamily):
                            {"state": [mu, sd, *params], "n_classes": k})
 
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        import torch
+
         mu, sd, w1, b1, w2, b2 = fitted.extra["state"]
         with torch_single_thread(mu.device), torch.no_grad():
             x = torch.as_tensor(np.asarray(X_real), dtype=torch.float32, device=mu.device)
