@@ -9,6 +9,10 @@ Three tables, all on bundled datasets (breast_cancer for the classifiers, gbsg2 
    plus its predictions. Also the largest difference between the two backends' predictions
    (the reference at its default stopping rule; see the conformance suite for 1e-4).
 2. End-to-end ``condense`` (central engine) wall time and evaluations/s per backend.
+2b. The command line as a user runs it (start-up, imports and calibration included):
+   ``fedcondense --help`` and ``fedcondense condense`` of heart_disease with the default
+   portfolio (logistic_regression + decision_tree, P = 64) for 10 and 100 rounds, wall and
+   CPU seconds; and the accountant's calibration, guided search vs the plain bisection.
 3. ``simulate`` (K sites through Flower's Ray engine with SecAgg+): median round time split
    into fit / predict / privacy / framework, with each round's fits shared by the simulated
    sites (one site process) and without (one process per CPU, each fitting for itself).
@@ -16,8 +20,8 @@ Three tables, all on bundled datasets (breast_cancer for the classifiers, gbsg2 
 Run::
 
     .venv/bin/python -m fedcondense.simulations.bench_backends [--directions 64]
-        [--families logistic_regression,knn,mlp,cox_ph] [--rounds 10] [--sites 3]
-        [--skip-condense] [--skip-simulate] [--device auto]
+        [--families logistic_regression,decision_tree,...] [--rounds 10] [--sites 3]
+        [--cli-rounds 10,100] [--skip-condense] [--skip-cli] [--skip-simulate] [--device auto]
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -130,7 +137,8 @@ def condense_table(rounds: int, P: int, work: Path, console: Console) -> list[di
     for col in ("dataset", "models", "backend", "wall s", "evaluations/s", "fit s", "framework s"):
         left = col in ("dataset", "models", "backend")
         table.add_column(col, justify="left" if left else "right")
-    for task, models in (("classification", ("logistic_regression",)), ("survival", ("cox_ph",))):
+    for task, models in (("classification", ("logistic_regression", "decision_tree")),
+                         ("survival", ("cox_ph",))):
         schema, tab, _, _ = load(DATASET[task], work)
         for backend in ("reference", "batched"):
             cfg = CondenseConfig(rows=10 if task == "classification" else 40, models=models,
@@ -145,6 +153,65 @@ def condense_table(rounds: int, P: int, work: Path, console: Console) -> list[di
             rows.append(r)
             table.add_row(r["dataset"], r["models"], backend, f"{wall:.2f}", f"{r['eps']:.0f}",
                           f"{r['fit']:.2f}", f"{r['framework']:.2f}")
+    console.print(table)
+    return rows
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system of the child) seconds of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cli_table(rounds: list[int], P: int, work: Path, console: Console) -> list[dict[str, Any]]:
+    """``fedcondense --help`` and ``fedcondense condense`` (heart_disease, LR + DT) as
+    subprocesses: what a user waits for, start-up included."""
+    exe = str(Path(sys.executable).with_name("fedcondense"))
+    csv, schema = export_dataset("heart_disease", work)
+    table = RichTable(title=f"command line (start-up included), heart_disease, "
+                            f"logistic_regression + decision_tree, P = {P}, ε = 1; "
+                            f"load {os.getloadavg()[0]:.1f}")
+    for col in ("command", "wall s", "CPU s"):
+        table.add_column(col, justify="left" if col == "command" else "right")
+    rows = []
+    cases = [("fedcondense --help", [exe, "--help"])]
+    for r in rounds:
+        cases.append((f"condense --rounds {r}",
+                      [exe, "condense", str(csv), "--schema", str(schema), "--out",
+                       str(work / f"cli-{r}"), "--rounds", str(r), "--directions", str(P),
+                       "--seed", "0"]))
+    for name, cmd in cases:
+        wall, cpu = _timed(cmd)
+        rows.append({"command": name, "wall": wall, "cpu": cpu})
+        table.add_row(name, f"{wall:.2f}", f"{cpu:.2f}")
+    console.print(table)
+    return rows
+
+
+def calibration_table(console: Console) -> list[dict[str, Any]]:
+    """Seconds (CPU) of the default calibration: guided search vs the plain bisection."""
+    from fedcondense.protocol import accounting
+
+    table = RichTable(title="calibration (ε = 1, δ = 1e-5, q = 0.25, init share 0.3), CPU s")
+    for col in ("rounds", "plain bisection", "guided (uncached)", "same σ"):
+        table.add_column(col, justify="right")
+    rows = []
+    for T in (10, 100, 300):
+        accounting._calibrate.cache_clear()
+        c0 = time.process_time()
+        new = accounting.calibrate(1.0, 1e-5, 0.25, T, 0.3)
+        c1 = time.process_time()
+        init = [{"type": "gaussian", "sigma": new.sigma_init, "count": 1}]
+        plain = accounting.solve_sigma(lambda s: accounting.epsilon_spent(
+            init + [{"type": "sampled_gaussian", "q": 0.25, "sigma": s, "count": T}], 1e-5), 1.0)
+        c2 = time.process_time()
+        rows.append({"rounds": T, "plain": c2 - c1, "guided": c1 - c0,
+                     "same": abs(plain - new.sigma) <= 1e-6})
+        table.add_row(str(T), f"{c2 - c1:.2f}", f"{c1 - c0:.2f}", str(rows[-1]["same"]))
     console.print(table)
     return rows
 
@@ -194,12 +261,15 @@ def simulate_table(rounds: int, P: int, n_sites: int, work: Path,
 def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--directions", type=int, default=64, help="P (2P perturbed sets per round)")
-    ap.add_argument("--families", default="logistic_regression,knn,mlp,cox_ph")
+    ap.add_argument("--families", default="logistic_regression,decision_tree,random_forest,"
+                    "gradient_boosting,knn,mlp,cox_ph,random_survival_forest")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=10, help="rounds of condense and simulate")
     ap.add_argument("--sites", type=int, default=3)
     ap.add_argument("--device", default="auto", help="device of the batched backends")
+    ap.add_argument("--cli-rounds", default="10,100", help="rounds of the command-line runs")
     ap.add_argument("--skip-condense", action="store_true")
+    ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--skip-simulate", action="store_true")
     args = ap.parse_args(argv)
     flwr_log = logging.getLogger("flwr")  # keep Flower's per-message chatter out of the tables
@@ -213,6 +283,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
                                  args.device, work, console)
         if not args.skip_condense:
             out["condense"] = condense_table(args.rounds, args.directions, work, console)
+        if not args.skip_cli:
+            out["calibration"] = calibration_table(console)
+            out["cli"] = cli_table([int(r) for r in args.cli_rounds.split(",")],
+                                   args.directions, work, console)
         if not args.skip_simulate:
             out["simulate"] = simulate_table(args.rounds, args.directions, args.sites, work,
                                              console)

@@ -210,9 +210,12 @@ def test_benchmark_script_runs():
     from fedcondense.simulations.bench_backends import main
 
     out = main(["--directions", "3", "--repeats", "1", "--skip-condense", "--skip-simulate",
-                "--families", "logistic_regression,cox_ph,mlp", "--device", "cpu"])
+                "--skip-cli", "--families", "logistic_regression,cox_ph,mlp,decision_tree",
+                "--device", "cpu"])
     rows = out["fits"]
-    assert [r["family"] for r in rows] == ["logistic_regression", "cox_ph", "mlp"]
-    assert [r["dataset"] for r in rows] == ["breast_cancer", "gbsg2", "breast_cancer"]
+    assert [r["family"] for r in rows] == ["logistic_regression", "cox_ph", "mlp", "decision_tree"]
+    assert [r["dataset"] for r in rows] == ["breast_cancer", "gbsg2", "breast_cancer",
+                                            "breast_cancer"]
     assert all(r["batched"] > 0 and r["maxdiff"] < 2e-2 for r in rows[:2])
     assert "batched" not in rows[2]  # the mlp has one (torch) implementation
+    assert rows[3]["maxdiff"] == 0.0  # batched trees predict exactly what scikit-learn's do
