@@ -26,7 +26,7 @@ from fedcondense.protocol.accounting import (
     validate_sample_rate,
 )
 from fedcondense.protocol.checkpoint import Checkpoint, restore_generator
-from fedcondense.protocol.dp_mechanism import noise_generator
+from fedcondense.protocol.dp_mechanism import noise_generator, restorable_state
 from fedcondense.protocol.encoding import Encoder
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families import create_family, families_for_task
@@ -240,7 +240,7 @@ def condense(
         totals["update"] += time.perf_counter() - u0
         if checkpoint is not None:
             c0 = time.perf_counter()
-            Checkpoint(synthetic, optimizer, t + 1, run_seed, rng.bit_generator.state,
+            Checkpoint(synthetic, optimizer, t + 1, run_seed, restorable_state(rng),
                        {"noise_source": source, "config": config_dict(config)}).save(checkpoint)
             totals["checkpoint"] += time.perf_counter() - c0
         result.function_evaluations += 2 * config.directions * len(families)

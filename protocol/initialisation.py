@@ -29,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 
+from fedcondense.protocol.dp_mechanism import add_gaussian_noise
 from fedcondense.protocol.encoding import Encoder
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.synthetic_set import SyntheticSet, balanced_labels
@@ -78,7 +79,7 @@ def noisy_group_sums(
     sums = np.zeros((n_groups, vec.shape[1]))
     np.add.at(sums, groups, vec)
     if noise_std > 0:
-        sums = sums + rng.normal(0.0, noise_std, size=sums.shape)
+        sums = add_gaussian_noise(sums, noise_std, rng)
     return sums
 
 

@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from fedcondense.protocol.directions import gradient_from_differences, make_directions
-from fedcondense.protocol.dp_mechanism import clip_rows, gaussian_noise, poisson_sample
+from fedcondense.protocol.dp_mechanism import add_gaussian_noise, clip_rows, poisson_sample
 from fedcondense.protocol.families.base import FittedBatch, ModelFamily
 from fedcondense.protocol.losses import classification_losses, survival_losses
 from fedcondense.protocol.optimizer import Adam
@@ -136,7 +136,7 @@ def site_update(
     diffs = per_record_differences(fits, records, idx)
     t1 = time.perf_counter()
     clipped = clip_rows(diffs, fits.config.clip_norm) if len(idx) else diffs
-    vector = clipped.sum(axis=0) + gaussian_noise(fits.config.n_directions, noise_std, rng)
+    vector = add_gaussian_noise(clipped.sum(axis=0), noise_std, rng)
     t2 = time.perf_counter()
     return SiteUpdate(vector=vector, timings={"predict": t1 - t0, "privacy": t2 - t1})
 
