@@ -12,11 +12,17 @@ Two adversaries score them (higher score = "this canary was in the site's table"
   and synthetic set are its own), every canary and — strongest case, as DP must hold whatever
   the rest of the table is — the site's other records. In every round it computes each known
   record's clipped P-vector exactly as the site does
-  (:func:`~fedcondense.protocol.site_update.per_record_differences`, then clipping) and solves
-  the least-squares problem ``reply ≈ Σ_j b_j · vector_j`` for the records' weights ``b``;
-  a canary's score is its weight summed over the rounds. Without noise and with no more known
-  records than directions, ``b`` is the exact 0/1 Poisson selection of every record, so any
-  included canary that was sampled once is found; calibrated Gaussian noise drowns the weights.
+  (:func:`~fedcondense.protocol.site_update.per_record_differences`, then clipping) and
+  estimates the records' weights ``b`` in ``reply = Σ_j b_j · vector_j + noise`` (``b_j`` is 1
+  when record j was in the round's Poisson sample): the linear MMSE estimate under the prior
+  ``E[b_j] = q`` (the site's records) or ``q/2`` (canaries), with the noise variance estimated
+  from the least-squares residuals pooled over the rounds so far — so it believes nothing the
+  site claims about its noise. A canary's score is its estimated weight summed over the
+  rounds. Without noise the residuals vanish and the estimate is the exact least-squares
+  solution: with fewer known records than directions it recovers every Poisson selection, so
+  any included canary that was sampled once is found; calibrated Gaussian noise drowns the
+  weights. With as many known records as directions or more there are no residuals to
+  estimate the noise from, and the decoder falls back to least squares (minimum norm).
   (Keinan, Shenfeld & Ligett 2025 identify interference between canaries as what limits
   one-run audits; decoding all records jointly removes it.)
 * :func:`black_box_scores` — anyone holding the release: minus the canary's loss under each
@@ -64,7 +70,7 @@ def make_canaries(schema: Schema, m: int, rng: np.random.Generator) -> pd.DataFr
 
 @dataclass
 class WhiteBoxDecoder:
-    """The coordinator's per-round least-squares decoder (see the module docstring).
+    """The coordinator's per-round linear MMSE decoder (see the module docstring).
 
     Parameters
     ----------
@@ -73,22 +79,41 @@ class WhiteBoxDecoder:
         canaries (included or not).
     m:
         Number of canaries (the last ``m`` rows of ``known``).
+    sample_rate:
+        The site's Poisson sampling rate ``q`` (the coordinator requested it).
     """
 
     known: Records
     m: int
+    sample_rate: float
     scores: np.ndarray = field(init=False)
     rounds: int = field(default=0, init=False)
+    residual_ss: float = field(default=0.0, init=False)
+    residual_dof: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.scores = np.zeros(self.m)
 
+    @property
+    def noise_variance(self) -> float | None:
+        """Pooled residual variance per coordinate so far (``None`` without residual dof)."""
+        return self.residual_ss / self.residual_dof if self.residual_dof else None
+
     def observe(self, fits: RoundFits, reply: np.ndarray) -> np.ndarray:
         """Decode one round's reply; returns the canaries' weights and adds them to the scores."""
         n = len(self.known.X)
-        vectors = clip_rows(per_record_differences(fits, self.known, np.arange(n)),
-                            fits.config.clip_norm)
-        weights, *_ = np.linalg.lstsq(vectors.T, np.asarray(reply, dtype=np.float64), rcond=None)
+        y = np.asarray(reply, dtype=np.float64)
+        a = clip_rows(per_record_differences(fits, self.known, np.arange(n)),
+                      fits.config.clip_norm).T  # (P, n): one column per known record
+        exact, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
+        self.residual_ss += float(np.sum((y - a @ exact) ** 2))
+        self.residual_dof += len(y) - int(rank)
+        weights = exact
+        if self.noise_variance is not None:
+            q = self.sample_rate
+            prior = np.r_[np.full(n - self.m, q), np.full(self.m, q / 2)]
+            gram = a.T @ a + np.diag(self.noise_variance / np.maximum(prior * (1 - prior), 1e-12))
+            weights = prior + np.linalg.lstsq(gram, a.T @ (y - a @ prior), rcond=None)[0]
         canary_weights = weights[n - self.m:]
         self.scores += canary_weights
         self.rounds += 1

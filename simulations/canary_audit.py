@@ -23,8 +23,8 @@ individual reply in every round (local noise, no secure aggregation to hide behi
    mechanism or accountant; a correct one stays below it (with probability ≥ the confidence).
 
 DP must hold whatever the rest of the table is, so the audit may use a *small* real table
-(``real_rows``) beside the canaries: with no more records than directions the coordinator can
-decode each round exactly when there is no noise. The site, the coordinator's use of the
+(``real_rows``) beside the canaries: with fewer records than directions the coordinator can
+decode each round exactly when there is no noise, and measure the noise when there is. The site, the coordinator's use of the
 replies (``reply_filter``) and the canaries' coins are parameters, so tests can audit
 deliberately broken sites; nothing here is reachable from a deployed site.
 
@@ -157,7 +157,8 @@ def run_canary_audit(real: pd.DataFrame, schema: Schema, config: CondenseConfig,
     config:
         The condensation settings audited (ε, δ, rounds, directions, sampling rate, ...).
     canaries:
-        ``m``; for exact decoding keep ``len(real) + m ≤ config.directions``.
+        ``m``; keep ``len(real) + m`` below ``config.directions`` so that the coordinator can
+        both decode exactly and estimate the noise from the residuals.
     rng:
         The auditor's generator: canary records and their coins. Default: fresh entropy.
     site:
@@ -184,7 +185,7 @@ def run_canary_audit(real: pd.DataFrame, schema: Schema, config: CondenseConfig,
     orch = Orchestrator(schema, config, [SiteInfo(SITE_ID, len(real) + canaries,
                                                   config.sample_rate)], mode="local")
     families = make_families(config, schema)
-    decoder, cache = WhiteBoxDecoder(known, canaries), FitCache()
+    decoder, cache = WhiteBoxDecoder(known, canaries, config.sample_rate), FitCache()
     seen = reply_filter or (lambda kind, t, reply: reply)
     if orch.needs_init():
         req = orch.init_request()
@@ -288,8 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rows-per-class", type=int, default=10)
     p.add_argument("--models", default="", help="comma-separated families (default: the task's)")
     p.add_argument("--canaries", type=int, default=48, help="m canaries, each included w.p. 1/2")
-    p.add_argument("--real-rows", type=int, default=16,
-                   help="real rows of the site kept beside the canaries (0 = all)")
+    p.add_argument("--real-rows", type=int, default=8,
+                   help="real rows of the site kept beside the canaries (0 = all); keep "
+                        "real rows + canaries below --directions")
     p.add_argument("--sites", type=int, default=3)
     p.add_argument("--site", type=int, default=1)
     p.add_argument("--confidence", type=float, default=0.95)

@@ -84,7 +84,7 @@ def test_guess_counting_and_bonferroni_grid() -> None:
 
 
 # ---------------------------------------------------------------------- the audit
-ROUNDS, CANARIES, REAL_ROWS = 10, 48, 16
+ROUNDS, CANARIES, REAL_ROWS = 10, 48, 8
 
 
 @pytest.fixture(scope="module")
