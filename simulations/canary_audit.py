@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from fedcondense.protocol.condenser import CondenseConfig, make_families
+from fedcondense.protocol.dp_mechanism import noise_generator
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families.base import ModelFamily
 from fedcondense.protocol.federation import FitCache, answer_init, answer_round
@@ -73,10 +74,14 @@ class AuditedSite(Protocol):
 
 
 class HonestSite:
-    """The real site computation, with sampling and noise from the site's own generator."""
+    """The real site computation, with sampling and noise from the site's own generator:
+    by default the production one (:func:`~fedcondense.protocol.dp_mechanism.noise_generator`
+    without a seed: CSPRNG uniforms, OpenDP Gaussians), or a given one for a reproducible
+    audit (seeded by the auditor, never by the coordinator)."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
+    def __init__(self, rng: np.random.Generator | None = None) -> None:
+        self.rng, self.noise_source = (noise_generator(None) if rng is None
+                                       else (rng, "numpy PCG64 seeded by the auditor"))
 
     def init(self, table: SiteTable, schema: Schema, noise_std: float) -> np.ndarray:
         return answer_init(table, schema, noise_std, self.rng)
@@ -162,15 +167,17 @@ def run_canary_audit(real: pd.DataFrame, schema: Schema, config: CondenseConfig,
     rng:
         The auditor's generator: canary records and their coins. Default: fresh entropy.
     site:
-        The site under audit; default :class:`HonestSite` with a generator of its own,
-        seeded independently of everything the coordinator knows.
+        The site under audit. Default: :class:`HonestSite` with the production generator,
+        or, when ``rng`` is given (a reproducible audit), with a numpy generator seeded from
+        ``rng`` — never from anything the coordinator knows.
     reply_filter:
         What the coordinator does with each reply before decoding (default: nothing).
     """
     t0 = time.perf_counter()
+    if site is None:  # the site's own generator: nothing the coordinator knows seeds it
+        site = HonestSite(None if rng is None else
+                          np.random.default_rng(rng.integers(0, 2**63, size=4)))
     rng = np.random.default_rng() if rng is None else rng
-    if site is None:  # the site's own generator: its seed is never seen by the coordinator
-        site = HonestSite(np.random.default_rng(rng.integers(0, 2**63, size=4)))
     canary_frame = make_canaries(schema, canaries, rng)
     included = rng.random(canaries) < 0.5
     site_frame = pd.concat([real, canary_frame[included]], ignore_index=True)
@@ -206,7 +213,8 @@ def run_canary_audit(real: pd.DataFrame, schema: Schema, config: CondenseConfig,
     black_scores = black_box_scores(orch.synthetic, families, canary_records)
     white = audit_guesses(decoder.scores, included, delta, confidence)
     black = audit_guesses(black_scores, included, delta, confidence)
-    settings = {"rounds": config.rounds, "directions": config.directions,
+    settings = {"site_noise": getattr(site, "noise_source", type(site).__name__),
+                "rounds": config.rounds, "directions": config.directions,
                 "sample_rate": config.sample_rate, "rows": config.rows,
                 "models": list(config.resolved_models(schema)), "init": config.init,
                 "clip_norm": config.clip_norm, "accountant": config.accountant}
@@ -296,8 +304,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--site", type=int, default=1)
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=None,
-                   help="seeds canaries, coins, directions and the site's noise (reproducible "
-                        "audit); default: fresh randomness")
+                   help="seeds canaries, coins, directions and the site's noise (a reproducible "
+                        "audit, numpy noise); default: fresh coins and the production noise "
+                        "generator")
     p.add_argument("--mechanism", default=None,
                    help="FILE.py:FACTORY, a site under test built from a generator (e.g. a "
                         "deliberately broken test double); default: the real site")
@@ -319,10 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         config = CondenseConfig(epsilon=args.epsilon, delta=args.delta, rounds=args.rounds,
                                 directions=args.directions, sample_rate=args.sample_rate,
                                 rows=args.rows_per_class, models=models, seed=args.seed)
-        rng = np.random.default_rng(args.seed)
+        rng = None if args.seed is None else np.random.default_rng(args.seed)
         site = None
         if args.mechanism:
-            site = _load_mechanism(args.mechanism)(np.random.default_rng(rng.integers(2**63)))
+            site = _load_mechanism(args.mechanism)(np.random.default_rng(
+                None if rng is None else rng.integers(2**63)))
         result = run_canary_audit(real, schema, config, canaries=args.canaries,
                                   confidence=args.confidence, rng=rng, site=site)
     except FedcondenseError as exc:

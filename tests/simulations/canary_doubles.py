@@ -18,6 +18,10 @@ from fedcondense.simulations.canary_audit import HonestSite
 class NoiseOffSite(HonestSite):
     """The real answers with the noise switched off (accounting unchanged)."""
 
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__(rng)
+        self.noise_source = "none (test double: noise switched off)"
+
     def init(self, table, schema, noise_std):
         return super().init(table, schema, 0.0)
 
@@ -36,6 +40,7 @@ class CoordinatorSeededSite(HonestSite):
     def __init__(self, rng: np.random.Generator, seed: int) -> None:
         super().__init__(rng)
         self.seed = seed
+        self.noise_source = "numpy, seeded by a value the coordinator knows (test double)"
 
     def init(self, table, schema, noise_std):
         clean = super().init(table, schema, 0.0)

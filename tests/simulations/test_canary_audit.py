@@ -11,7 +11,9 @@ from scipy import stats
 
 from canary_doubles import CoordinatorSeededSite, NoiseOffSite, NoiseSubtractingCoordinator
 from fedcondense.protocol.condenser import CondenseConfig, plan_privacy
-from fedcondense.simulations.canary_audit import demo_site_table, main, run_canary_audit
+from fedcondense.simulations.canary_audit import (
+    HonestSite, demo_site_table, main, run_canary_audit,
+)
 from fedcondense.simulations.canaries import make_canaries
 from fedcondense.simulations.one_run_bound import (
     audit_guesses, count_correct, default_choices, epsilon_lower_bound, p_value,
@@ -111,8 +113,15 @@ def test_canaries_are_valid_rows_of_the_schema(setting) -> None:
             assert frame[col.name].between(col.min, col.max).all()
 
 
+def test_real_site_uses_the_production_noise_generator_by_default() -> None:
+    from fedcondense.protocol.dp_mechanism import noise_generator
+
+    assert HonestSite().noise_source == noise_generator(None)[1]
+
+
 def test_audit_does_not_flag_the_real_site(setting) -> None:
     res = _audit(setting)
+    assert res.settings["site_noise"] == "numpy PCG64 seeded by the auditor"
     assert res.accounted_epsilon == pytest.approx(1.0, abs=0.01)
     assert not res.flagged
     assert res.white_box.epsilon_lower_bound <= res.accounted_epsilon
