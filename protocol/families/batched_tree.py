@@ -205,12 +205,19 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
         go_left = XT[bi, f, :] <= thr[:, None]  # (b, m)
         member = node[bi] == s
         node[bi] = np.where(member, np.where(go_left, 2 * s + 1, 2 * s + 2), node[bi])
-        gl = np.take(go_left, r[:, None, None] * m + idx) & inside[:, None, :]  # (b, d, M)
-        gr = ~gl & inside[:, None, :]
-        for child, side, cnt in ((2 * s + 1, gl, n_left), (2 * s + 2, gr, n - n_left)):
-            if child >= S:  # a leaf slot: nothing more to grow
-                continue
-            pending[child] = (bi, _compact(idx, side, int(cnt.max())), cnt)
+        if 2 * s + 1 >= S:  # the children are leaf slots: nothing more to grow
+            continue
+        to_left = member & go_left
+        for child, rows_in, cnt in ((2 * s + 1, to_left, n_left), (2 * s + 2, member & ~go_left,
+                                                                      n - n_left)):
+            # only children that will be split are carried on (≥ 2 rows, impure)
+            grow = (cnt >= 2) & (_gini_terms(list((rows_in @ onehot).T),
+                                             cnt.astype(np.float64))[0] > _EPSILON)
+            if grow.any():
+                keep = np.take(rows_in[grow], r[:grow.sum(), None, None] * m + idx[grow]) \
+                    & inside[grow][:, None, :]
+                pending[child] = (bi[grow], _compact(idx[grow], keep, int(cnt[grow].max())),
+                                  cnt[grow])
 
     value = _node_values(node, onehot, max_depth)
     return TreeBatch(feature, threshold, left_heavy, value, needs_reference)
