@@ -24,6 +24,7 @@ Kaplan–Meier of the synthetic rows), which keeps every per-record loss defined
 
 from __future__ import annotations
 
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -184,7 +185,7 @@ def resolve_device(device: str = "auto") -> str:
     ValueError
         ``"cuda"`` was asked for but torch has no usable CUDA device.
     """
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and _no_cuda_driver()):
         return "cpu"
     import torch
 
@@ -196,6 +197,18 @@ def resolve_device(device: str = "auto") -> str:
                              f"(torch {torch.__version__}); use device='cpu' or 'auto'")
         return device
     raise ValueError(f"unknown device '{device}'; use 'auto', 'cpu' or 'cuda'")
+
+
+def _no_cuda_driver() -> bool:
+    """True where CUDA cannot be present, decided without importing torch (~2 s): macOS, or
+    Linux without the NVIDIA kernel driver (no ``/proc/driver/nvidia``, no ``/dev/nvidia0``).
+    Anywhere else (or once torch is imported) torch is asked."""
+    if "torch" in sys.modules:
+        return False
+    if sys.platform == "darwin":
+        return True
+    return sys.platform.startswith("linux") and not (
+        os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0"))
 
 
 # ---------------------------------------------------------------------- fallbacks

@@ -106,13 +106,35 @@ class LogisticRegressionFamily(SklearnClassifier):
     standardise = True
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        if self.backend == "batched" and self.device == "cpu" \
+                and np.unique(np.asarray(targets.labels)).size == 2:
+            return self._fit_numpy(X, targets)  # same Newton solver, without torch
         if self.backend == "batched":  # torch Newton on all sets at once (batched_logistic)
             from fedcondense.protocol.families import batched_backend
 
             return batched_backend.fit_logistic(X, targets, self.params["C"], device=self.device)
         return super().fit_batch(X, targets, time)
 
+    def _fit_numpy(self, X: np.ndarray, targets: FitTargets) -> FittedBatch:
+        from fedcondense.protocol.families import numpy_logistic
+
+        labels = np.asarray(targets.labels, dtype=np.int64)
+        k = int(targets.n_classes)
+        params = numpy_logistic.fit(X, labels, k, self.params["C"])
+        freq = class_frequencies(labels, k)
+        return FittedBatch([b if good else None for b, good in enumerate(params.ok)],
+                           [None if good else freq for good in params.ok],
+                           {"n_classes": k, "numpy": params})
+
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if "numpy" in fitted.extra:
+            from fedcondense.protocol.families import numpy_logistic
+
+            out = numpy_logistic.predict_proba(fitted.extra["numpy"], X_real)
+            for b, model in enumerate(fitted.models):
+                if model is None:
+                    out[b] = fitted.fallback[b]
+            return out
         if self.backend == "batched":
             from fedcondense.protocol.families import batched_backend
 

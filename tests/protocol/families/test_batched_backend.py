@@ -219,3 +219,51 @@ def test_benchmark_script_runs():
     assert all(r["batched"] > 0 and r["maxdiff"] < 2e-2 for r in rows[:2])
     assert "batched" not in rows[2]  # the mlp has one (torch) implementation
     assert rows[3]["maxdiff"] == 0.0  # batched trees predict exactly what scikit-learn's do
+
+
+@pytest.mark.parametrize("labels", [(0, 1), (0, 2)])
+def test_numpy_binary_logistic_equals_torch_solver(labels):
+    from fedcondense.protocol.families import numpy_logistic
+    from fedcondense.protocol.families.base import FitTargets
+
+    rng = np.random.default_rng(3)
+    y = np.resize(np.asarray(labels), 24)
+    X = rng.normal(size=(10, 24, 5))
+    X[:, :, 0] += 0.8 * (y > 0)
+    X[4, :, 1] = 7.0  # a constant column
+    X[5, :, 0] += 40.0 * (y > 0)  # linearly separable: the penalty keeps the optimum finite
+    X[6, 0, 0] = np.inf  # a degenerate set
+    xr = rng.normal(size=(50, 5))
+    fam = create_family("logistic_regression", backend="batched", device="cpu")
+    fitted = fam.fit_batch(X, FitTargets(labels=y, n_classes=3))
+    assert "numpy" in fitted.extra and fitted.n_degenerate == 1
+    p = fam.predict_batch(fitted, xr)
+    params = batched_logistic.fit(torch.tensor(np.where(np.isfinite(X), X, 0.0)),
+                                  torch.tensor(y), 3)
+    q = batched_logistic.predict_proba(params, torch.tensor(xr)).numpy()
+    keep = np.arange(10) != 6
+    np.testing.assert_allclose(p[keep], q[keep], atol=1e-9)
+    absent = ({0, 1, 2} - set(labels)).pop()
+    assert np.all(p[keep][:, :, absent] == 0.0)
+    assert isinstance(numpy_logistic.fit(X[:2], y, 3), numpy_logistic.BinaryLogisticParams)
+
+
+def test_default_portfolio_on_a_binary_task_runs_without_torch():
+    import os
+    import subprocess
+    import sys
+
+    if os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0"):
+        pytest.skip("a CUDA driver is present: 'auto' asks torch")
+    code = (
+        "import sys, numpy as np\n"
+        "from fedcondense.protocol.families import create_family\n"
+        "from fedcondense.protocol.families.base import FitTargets\n"
+        "X = np.random.default_rng(0).normal(size=(4, 12, 3)); y = np.resize([0, 1], 12)\n"
+        "for name in ('logistic_regression', 'decision_tree'):\n"
+        "    fam = create_family(name)\n"
+        "    fam.predict_batch(fam.fit_batch(X, FitTargets(labels=y, n_classes=2)), X[0])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
