@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from pathlib import Path
@@ -39,7 +38,8 @@ def condense_command(
     init_share: float = opts.INIT_SHARE,
     accountant: str = opts.ACCOUNTANT,
     backend: str = opts.BACKEND,
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for a reproducible run (noise no longer from the OS CSPRNG; not for real releases)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for a reproducible study: the noise then comes from the seed, so the release is labelled NOT private (private: false) and no ledger accepts it."),
+    capacity: Optional[int] = typer.Option(None, "--capacity", help="Public upper bound on the records (needed with --init random in a private run; the exact count is never released)."),
     ledger: Optional[Path] = typer.Option(None, "--ledger", help="Site privacy ledger JSON, charged before any data is read (create it once with `fedcondense ledger create`)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="The ledger's total ε budget, as you expect it (refused if the ledger says otherwise)."),
     drop_missing: bool = typer.Option(False, "--drop-missing", help="Drop rows with empty cells (reported) instead of refusing."),
@@ -51,9 +51,10 @@ def condense_command(
     from fedcondense.cli.progress import round_progress
     from fedcondense.protocol.condenser import condense, config_dict, plan_privacy
     from fedcondense.protocol.ledger import PrivacyLedger, reserve
+    from fedcondense.protocol.privacy_claims import public_rounds, public_split
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
-    from fedcondense.protocol.site_table import load_site_table
+    from fedcondense.protocol.site_table import ingress_line, load_site_table
     from fedcondense.simulations.round_timing import central_split
 
     schema = Schema.load(schema_path)
@@ -100,11 +101,11 @@ def condense_command(
 
     started = time.perf_counter()
     with round_progress(config.rounds, "condensing", disable=quiet) as advance:
-        result = condense(table, schema, config, progress=advance)
+        result = condense(table, schema, config, progress=advance, capacity=capacity)
     wall = time.perf_counter() - started
 
     per_round = 2 * config.directions * len(config.resolved_models(schema))  # fits per round
-    privacy = result.privacy_report(config, table.n_rows, mode="central")
+    privacy = result.privacy_report(config, schema, mode="central")
     if book is not None:
         privacy["ledger"] = {"path": str(ledger), "epsilon_spent_total": book.spent(),
                              "epsilon_budget": book.epsilon_budget}
@@ -115,20 +116,24 @@ def condense_command(
         "run_seed": result.run_seed,
         "schema_hash": schema.hash(),
         "data": str(data),
-        "ingress": table.report,
         "n_sites": 1,
         "secure_aggregation": False,
         "models": list(config.resolved_models(schema)),
         "wall_seconds": wall,
-        "time_split_seconds": central_split(result.timings, result.history, wall, per_round),
+        "time_split_seconds": public_split(
+            central_split(result.timings, result.history, wall, per_round), privacy["private"]),
         "function_evaluations": result.function_evaluations,
         "function_evaluations_per_second": result.function_evaluations / max(wall, 1e-9),
-        "rounds": result.history,
+        "rounds": public_rounds(result.history, privacy["private"]),
         "versions": package_versions(),
     }
     write_release(out_dir, result.synthetic.decode(), privacy, run)
-    label = "NON-PRIVATE (ε = inf)" if not config.private else f"ε = {privacy['epsilon']:.3g}, δ = {config.delta:g}"
+    label = (f"ε = {privacy['epsilon']:.3g}, δ = {config.delta:g}" if privacy["private"]
+             else "NON-PRIVATE (ε = inf)" if not config.private
+             else f"NOT PRIVATE: seeded noise; ε = {privacy['epsilon']:.3g} only if the seed stays secret")
     typer.echo(f"wrote {out_dir / 'synthetic.csv'} ({result.synthetic.n_rows} rows; {label}) "
                f"in {wall:.1f} s, {run['function_evaluations_per_second']:.0f} fits/s")
-    if math.isinf(config.epsilon):
-        typer.echo("warning: this release is NOT differentially private (--epsilon inf).", err=True)
+    for line in privacy["warnings"]:
+        typer.echo(f"warning: {line}", err=True)
+    if not quiet:  # ingress counts stay on this machine: no ε covers them
+        typer.echo(f"ingress (local only, not written): {ingress_line(table.report)}", err=True)

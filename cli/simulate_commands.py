@@ -106,6 +106,7 @@ def simulate_command(
     from fedcondense.cli.options import condense_config_from_options
     from fedcondense.cli.progress import round_progress
     from fedcondense.protocol.condenser import config_dict
+    from fedcondense.protocol.privacy_claims import public_rounds, public_split
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
     from fedcondense.simulations.federated_condense import run_federated
@@ -146,20 +147,19 @@ def simulate_command(
     wall = time.perf_counter() - started
     orch = result.orchestrator
     rounds_info = result.report.rounds
-    compute = [max((c for c in r.get("site_compute_s", {}).values() if c == c), default=0.0)
-               for r in rounds_info]
+    privacy = orch.privacy_report()
+    private = bool(privacy["private"])
     run = {
         "command": "simulate", "config": config_dict(config), "run_seed": orch.run_seed,
-        "schema_hash": schema.hash(), "n_sites": len(files), "site_rows": result.site_rows,
+        "schema_hash": schema.hash(), "n_sites": len(files),
         "site_files": [str(f) for f in files], "secure_aggregation": secure,
         "noise_mode": noise, "engine": engine, "threshold": orch.threshold,
         "wall_seconds": wall, "handshake_seconds": result.report.handshake_s,
-        "site_compute_seconds": sum(compute),
-        "framework_overhead_seconds": sum(r.get("overhead_s", 0.0) for r in rounds_info),
         "site_processes": site_processes,
         "function_evaluations": 2 * config.directions * len(config.resolved_models(schema)) * rounds,
-        "time_split_seconds": split_totals(orch.history),
-        "rounds": orch.history, "transport": rounds_info, "versions": package_versions(),
+        "time_split_seconds": public_split(split_totals(orch.history), private),
+        "rounds": public_rounds(orch.history, private),
+        "transport": public_rounds(rounds_info, private), "versions": package_versions(),
     }
     run["function_evaluations_per_second"] = run["function_evaluations"] / max(wall, 1e-9)
     fit_s = run["time_split_seconds"]["fit_s"]
@@ -169,9 +169,6 @@ def simulate_command(
             row["function_evaluations_per_second"] = (
                 2 * config.directions * len(config.resolved_models(schema))
                 / row["time_split_s"]["wall_s"])
-    privacy = orch.privacy_report()
-    privacy["noise_source"] = ("seeded (reproducible, not for release)" if seed is not None
-                               else "os-csprng at each site")
     privacy["secure_aggregation"] = secure
     write_release(out_dir, orch.synthetic.decode(), privacy, run)  # type: ignore[union-attr]
     if not quiet:
@@ -182,5 +179,5 @@ def simulate_command(
             f"process{'es' if site_processes > 1 else ''}, {engine} engine)"))
     typer.echo(f"wrote {out_dir / 'synthetic.csv'} ({len(files)} sites, "
                f"{'SecAgg+' if secure else 'plain sums'}, {noise} noise) in {wall:.1f} s")
-    if not config.private:
-        typer.echo("warning: this release is NOT differentially private (--epsilon inf).", err=True)
+    for line in privacy["warnings"]:
+        typer.echo(f"warning: {line}", err=True)

@@ -18,9 +18,11 @@ the exception type), because exception text may quote private data.
 
 Site configuration (Flower ``node_config``; in simulation merged with ``site_configs[i]`` for
 partition ``i``): ``site-id``, ``schema-path`` (or ``schema-hash``), ``allow-plaintext``
-(``"true"`` to accept non-secure rounds), ``report-timing`` (``"false"`` keeps the handler's
-wall time to the site: it grows with the Poisson batch size, a side channel), plus anything
-the handler needs (``data-path``).
+(``"true"`` to accept non-secure rounds), ``report-timing`` (default ``"false"``: the
+handler's wall time stays at the site — it grows with the private Poisson batch size, a side
+channel no ε covers; only one-machine simulations set ``"true"``), the trust policy
+(:class:`~fedcondense.protocol.site_policy.SitePolicy`), plus anything the handler needs
+(``data-path``, ``capacity``).
 """
 
 from __future__ import annotations
@@ -231,7 +233,7 @@ def make_client_app(handler: SiteHandler, *,
             t0 = time.perf_counter()
             vector = handler(message, cfg)
             elapsed = time.perf_counter() - t0
-            if not _truthy(cfg.get("report-timing", "true")):
+            if not _truthy(cfg.get("report-timing", "false")):
                 elapsed = -1.0  # "not reported"
             reply = make_reply(message, vector, site, elapsed)
         except Exception as exc:  # noqa: BLE001 - everything is logged, then sanitised

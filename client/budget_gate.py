@@ -15,9 +15,15 @@ the site's own sampling rate and record count, checks and charges the ledger ato
 refuses: the refusal is logged at the site, kept in the ledger and sent to the coordinator as
 one line starting with :data:`~fedcondense.protocol.site_budget.BUDGET_MARK`.
 
-:func:`hello_info` adds to the site's hello reply what the coordinator may know: the record
-count (public in this protocol) and the ledger keys already charged for the run, so that a
-resumed coordinator counts every earlier delivery exactly once.
+:func:`hello_info` adds to the site's hello reply what the coordinator may know: the site's
+*declared capacity* (``capacity`` in its configuration: a public upper bound on its records,
+used only to scale secure aggregation and the update; never the exact record count, which no
+ε covers under add/remove adjacency) and the ledger keys already charged for the run, so that
+a resumed coordinator counts every earlier delivery exactly once.
+
+The site's trust policy (:class:`~fedcondense.protocol.site_policy.SitePolicy`:
+``trust-aggregator``, ``min-contributors``) comes from the same node config and decides which
+noise multiplier the ledger is charged at.
 """
 
 from __future__ import annotations
@@ -68,7 +74,9 @@ def gate(message: RoundMessage, node_config: Mapping[str, Any], *, n_records: in
     """Charge ``message`` to the site's ledger or raise :class:`SiteFailure` (refusal)."""
     if "ledger-path" not in node_config:
         return
+    from fedcondense.protocol.errors import PrivacyError
     from fedcondense.protocol.site_budget import BudgetRefusal, authorise
+    from fedcondense.protocol.site_policy import SitePolicy
 
     site = str(node_config["site-id"])
     book = open_site_ledger(node_config)
@@ -79,7 +87,12 @@ def gate(message: RoundMessage, node_config: Mapping[str, Any], *, n_records: in
     except (KeyError, TypeError, ValueError):
         q = float("nan")
     try:
-        spend = authorise(book, message, q=q, n_records=n_records, free_dim=free_dim)
+        policy = SitePolicy.from_node_config(node_config)
+    except PrivacyError as exc:
+        raise SiteFailure(f"site {site}: {exc}") from None
+    try:
+        spend = authorise(book, message, q=q, n_records=n_records, free_dim=free_dim,
+                          policy=policy)
     except BudgetRefusal as exc:
         LOG.error("%s", exc)
         _round_log(node_config, f"REFUSED {exc}")
@@ -104,8 +117,22 @@ def _round_log(node_config: Mapping[str, Any], line: str) -> None:
         fh.write(f"{stamp} {' '.join(line.split())}\n")
 
 
+def declared_capacity(node_config: Mapping[str, Any]) -> int:
+    """The site's declared capacity (public bound on its records) from its own config."""
+    raw = node_config.get("capacity")
+    try:
+        capacity = int(str(raw))
+    except (TypeError, ValueError):
+        capacity = 0
+    if capacity < 1:
+        raise SiteFailure(f"site {node_config.get('site-id')}: node config capacity={raw!r} "
+                          f"is not a positive integer; declare a public upper bound on the "
+                          f"site's records (site.toml [site] capacity).")
+    return capacity
+
+
 def hello_info(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> dict[str, Any]:
-    """Extra hello fields: ``n_records`` and the ledger keys charged for the hello's run.
+    """Extra hello fields: ``capacity`` and the ledger keys charged for the hello's run.
 
     The hello's coordinator ``session`` is recorded first (under the ledger lock), so that no
     request of an earlier session can be charged after the keys are reported.
@@ -114,10 +141,7 @@ def hello_info(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> dict
 
     run_id = str(hello.get("run_id", ""))
     out: dict[str, Any] = {}
-    if "data-path" in node_config and "schema-path" in node_config:
-        from fedcondense.client.site_handler import load_site
-
-        out["n_records"] = int(load_site(node_config)[1].n_rows)
+    out["capacity"] = declared_capacity(node_config)
     if "ledger-path" in node_config and run_id:
         with ledger_lock(str(node_config["ledger-path"])):
             book = open_site_ledger(node_config)

@@ -8,16 +8,20 @@ site's table once per process, then answers
 * ``round`` requests with its clipped, noised P-vector
   (:func:`~fedcondense.protocol.federation.answer_round`).
 
-Noise and Poisson sampling use the operating system's CSPRNG unless the run is explicitly
-reproducible (``hyper["noise_seed"]``, simulations only), in which case the generator is keyed
-by (seed, site, round, attempt). A deployed site daemon (node config ``ledger-path``) first
-charges the request to its own ledger or refuses it (:mod:`fedcondense.client.budget_gate`).
+Noise and Poisson sampling always use the site's own cryptographically secure source. A
+request naming a noise seed (``hyper["noise_seed"]``) is refused before anything is charged
+or computed, unless the site's *own* config allows seeded noise (``allow-seeded-noise``,
+which only ``fedcondense simulate --seed`` sets for its simulated sites: reproducible and
+labelled non-private); the generator is then keyed by (seed, site, round, attempt). A
+deployed site daemon (node config ``ledger-path``) then charges the request to its own ledger
+or refuses it (:mod:`fedcondense.client.budget_gate`).
 Model fits are public and cached per process, so simulated
 sites sharing a process do not refit.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +34,11 @@ from fedcondense.protocol.families import create_family
 from fedcondense.protocol.federation import FitCache, answer_init, answer_round
 from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.site_policy import SitePolicy, check_randomness
 from fedcondense.protocol.site_update import RoundConfig
 from fedcondense.protocol.synthetic_set import SyntheticSet
 
+LOG = logging.getLogger("fedcondense.site")
 _TABLES: dict[tuple[str, str], Any] = {}
 _CACHE = FitCache()
 
@@ -48,7 +54,9 @@ def load_site(node_config: Mapping[str, Any]) -> tuple[Schema, Any]:
     return _TABLES[key]
 
 
-def _rng(message: RoundMessage, site: str) -> np.random.Generator:
+def _rng(message: RoundMessage, site: str, policy: SitePolicy) -> np.random.Generator:
+    """The site's generator; a coordinator-named seed only where the site's policy allows."""
+    check_randomness(message, policy, site)
     seed = message.hyper.get("noise_seed")
     if seed is None:
         return noise_generator(None)[0]
@@ -67,14 +75,21 @@ class CondensationHandler:
                node_config: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, float]]:
         """The reply vector and the site's own timings (``fit``, ``predict``, ``privacy``;
         empty for ``init``). Timings stay at the site; only a simulation reads them."""
+        from fedcondense.client.app import SiteFailure
         from fedcondense.client.budget_gate import gate
+        from fedcondense.protocol.errors import PrivacyError
         from fedcondense.protocol.synthetic_set import free_dim
 
         site = str(node_config["site-id"])
+        try:  # the site's own policy first: nothing is read, charged or computed before it
+            policy = SitePolicy.from_node_config(node_config)
+            rng = _rng(message, site, policy)
+        except PrivacyError as exc:
+            LOG.error("%s", exc)
+            raise SiteFailure(str(exc)) from None
         schema, table = load_site(node_config)
-        # The site's own ledger decides first (no-op without ledger-path, i.e. simulations).
+        # The site's own ledger decides next (no-op without ledger-path, i.e. simulations).
         gate(message, node_config, n_records=table.n_rows, free_dim=free_dim(schema))
-        rng = _rng(message, site)
         if message.kind == "init":
             return answer_init(table, schema, message.noise_std, rng), {}
         h = message.hyper

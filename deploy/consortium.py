@@ -95,6 +95,9 @@ class LocalConsortium:
 
     # ---------------------------------------------------------------- sites
     def site_toml(self, site: str) -> Path:
+        """The site's ``site.toml``. The local consortium's sites trust the aggregator
+        (honest-but-curious, at least 2 sites per sum) and declare their row count rounded
+        up as their public capacity."""
         folder = self.work / "sites" / site
         (folder / "state").mkdir(parents=True, exist_ok=True)
         path = folder / "site.toml"
@@ -104,9 +107,12 @@ class LocalConsortium:
             data = "{self.site_files[site]}"
             schema = "{self.schema}"
             ledger = "state/ledger.json"
+            capacity = {declared_capacity(self.site_files[site])}
             [privacy]
             epsilon-budget = {float(self.budgets.get(site, 10.0))!r}
             delta-budget = {self.delta_budget!r}
+            trust-aggregator = true
+            min-contributors = 2
             [coordinator]
             address = "{self.address}"
             root-certificates = "{self.keys.ca.cert}"
@@ -183,6 +189,16 @@ class LocalConsortium:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def declared_capacity(path: Path) -> int:
+    """A public capacity an operator would declare for the table at ``path``: its data rows
+    rounded up to two significant digits."""
+    from fedcondense.simulations.federated_condense import simulated_capacity
+
+    with open(path, encoding="utf-8") as fh:
+        rows = max(1, sum(1 for _ in fh) - 1)
+    return simulated_capacity(rows)
 
 
 def split_dataset(name: str, n_sites: int, folder: Path, seed: int = 0) -> tuple[dict[str, Path], Path]:

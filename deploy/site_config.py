@@ -9,10 +9,16 @@ Format (relative paths are relative to the folder holding ``site.toml``)::
     ledger = "/var/lib/fedcondense/ledger.json"     # privacy ledger: BACK IT UP
     allow-inferred-schema = false                   # optional; true accepts a schema whose
                                                     # bounds were read from data (not private)
+    capacity = 5000                                 # PUBLIC upper bound on the records
 
     [privacy]
     epsilon-budget = 3.0                            # total ε this site will ever spend
     delta-budget = 1e-5                             # its δ (0 < δ < 1)
+    trust-aggregator = false                        # default: only the site's own noise
+                                                    # counts (holds against a malicious
+                                                    # coordinator)
+    min-contributors = 3                            # with trust-aggregator = true: least
+                                                    # number of sites per secure sum
 
     [coordinator]
     address = "coordinator.example.org:9093"        # SuperLink host:port
@@ -28,8 +34,9 @@ Format (relative paths are relative to the folder holding ``site.toml``)::
 Unknown sections or keys are refused (a typo must not silently fall back to a default).
 :meth:`SiteConfig.node_config` gives the SuperNode ``--node-config`` keys the ClientApp reads:
 ``site-id``, ``data-path``, ``schema-path``, ``ledger-path``, ``budget-epsilon``,
-``budget-delta``, ``round-log`` (one line per answered or refused request, next to the log
-file).
+``budget-delta``, ``capacity``, ``trust-aggregator``, ``min-contributors``, ``round-log`` (one
+line per answered or refused request, next to the log file). It never sets
+``allow-seeded-noise``: a deployed site's noise is always its own.
 """
 
 from __future__ import annotations
@@ -47,13 +54,13 @@ from fedcondense.protocol.errors import FedcondenseError
 
 SITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ALLOWED: dict[str, set[str]] = {
-    "site": {"id", "data", "schema", "ledger", "allow-inferred-schema"},
-    "privacy": {"epsilon-budget", "delta-budget"},
+    "site": {"id", "data", "schema", "ledger", "allow-inferred-schema", "capacity"},
+    "privacy": {"epsilon-budget", "delta-budget", "trust-aggregator", "min-contributors"},
     "coordinator": {"address", "root-certificates", "private-key"},
     "supernode": {"runtime-port", "log-file", "max-wait-time"},
 }
 _REQUIRED: dict[str, set[str]] = {
-    "site": {"id", "data", "schema", "ledger"},
+    "site": {"id", "data", "schema", "ledger", "capacity"},
     "privacy": {"epsilon-budget", "delta-budget"},
     "coordinator": {"address", "root-certificates", "private-key"},
 }
@@ -81,12 +88,18 @@ class SiteConfig:
     log_file: Path
     max_wait_time: float | None
     allow_inferred_schema: bool = False
+    capacity: int = 1
+    trust_aggregator: bool = False
+    min_contributors: int = 0
 
     def node_config(self) -> dict[str, str | float]:
         """The SuperNode node config the fedcondense ClientApp reads."""
         return {"site-id": self.site_id, "data-path": str(self.data),
                 "schema-path": str(self.schema), "ledger-path": str(self.ledger),
                 "budget-epsilon": self.epsilon_budget, "budget-delta": self.delta_budget,
+                "capacity": self.capacity,
+                "trust-aggregator": "true" if self.trust_aggregator else "false",
+                "min-contributors": self.min_contributors,
                 "round-log": str(self.round_log)}
 
     @property
@@ -196,6 +209,17 @@ def load_site_config(path: str | Path, *, check_files: bool = True) -> SiteConfi
         raise _fail(src, "[privacy] delta-budget", f"{delta:g}: must be 0 < δ < 1 (typically "
                     f"below 1/number of records).")
     address = _check_address(raw["coordinator"]["address"], src)
+    capacity = raw["site"]["capacity"]
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise _fail(src, "[site] capacity", f"{capacity!r}: give a positive integer, a public "
+                    f"upper bound on the site's records (the exact count never leaves the site).")
+    trust = raw["privacy"].get("trust-aggregator", False)
+    if not isinstance(trust, bool):
+        raise _fail(src, "[privacy] trust-aggregator", f"{trust!r}: write true or false.")
+    minimum = raw["privacy"].get("min-contributors", 0)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or (trust and minimum < 2):
+        raise _fail(src, "[privacy] min-contributors", f"{minimum!r}: with trust-aggregator = "
+                    f"true give an integer ≥ 2, the least number of sites per secure sum.")
 
     node = raw.get("supernode", {})
     port = node.get("runtime-port", 9094)
@@ -220,6 +244,7 @@ def load_site_config(path: str | Path, *, check_files: bool = True) -> SiteConfi
         root_certificates=_path(raw, "coordinator", "root-certificates", src),
         private_key=_path(raw, "coordinator", "private-key", src), runtime_port=port,
         log_file=log_file, max_wait_time=wait, allow_inferred_schema=allow_inferred,
+        capacity=capacity, trust_aggregator=trust, min_contributors=minimum,
     )
     if check_files:
         check_site_files(cfg)

@@ -39,6 +39,7 @@ from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_update import (
     Records, RoundConfig, apply_update, fit_round, site_update,
 )
+from fedcondense.protocol.privacy_claims import release_claims
 from fedcondense.protocol.synthetic_set import SyntheticSet, free_dim
 
 
@@ -168,15 +169,23 @@ class CondenseResult:
     timings: dict[str, float] = field(default_factory=dict)
     function_evaluations: int = 0
 
-    def privacy_report(
-        self, config: CondenseConfig, n_records: int, mode: str = "central"
-    ) -> dict[str, Any]:
-        """The ``privacy.json`` content (interface.md fields plus the itemised spends)."""
+    public_count: float | None = None  # the record count the update is normalised by
+
+    def privacy_report(self, config: CondenseConfig, schema: Schema,
+                       mode: str = "central") -> dict[str, Any]:
+        """The ``privacy.json`` content (interface.md fields plus the itemised spends).
+
+        No exact record count: it is not covered by ε under add/remove adjacency.
+        """
         cal = self.plan.calibration
+        claims = release_claims(schema, finite_epsilon=cal is not None,
+                                seeded=config.seed is not None)
         return {
-            "private": cal is not None,
+            "private": claims["private"],
             "epsilon": self.plan.epsilon if cal else "inf",
             "delta": self.plan.delta,
+            "adjacency": claims["adjacency"],
+            "bounds": claims["bounds"],
             "accountant": "none (non-private run)" if cal is None
             else f"dp-accounting {config.accountant.upper()}",
             "noise_multiplier": self.plan.sigma,
@@ -189,8 +198,8 @@ class CondenseResult:
             "initialisation": config.init,
             "mode": mode,
             "spends": self.plan.spends,
-            "noise_source": self.noise_source,
-            "n_records": n_records,
+            "noise_source": claims["noise_source"],
+            "warnings": claims["warnings"],
         }
 
 
@@ -201,11 +210,17 @@ def condense(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    capacity: int | None = None,
 ) -> CondenseResult:
     """Run central condensation on ``records`` (already validated against ``schema``).
 
     With ``checkpoint`` the full state is written atomically after every round; with
     ``resume`` a run continues from that file (same result as an uninterrupted run).
+
+    The update is normalised by ``sample_rate × count`` where the count is public: the DP
+    initialisation's noisy record count (post-processing), else the declared ``capacity``.
+    A private run with ``init="random"`` needs ``capacity``; only a non-private (ε = inf or
+    seeded) run falls back to the exact count.
     """
     n = len(records.X)
     config.validate(n)
@@ -217,13 +232,16 @@ def condense(
         synthetic, optimizer = ckpt.synthetic, ckpt.optimizer
         rng = restore_generator(ckpt.rng_state) if ckpt.rng_state else noise_generator(None)[0]
         source = ckpt.meta.get("noise_source", "os-csprng")
+        count = ckpt.meta.get("public_count")
     else:
         run_seed = config.seed if config.seed is not None else secrets.randbits(63)
         rng, source = noise_generator(config.seed)
-        synthetic = initial_synthetic_set(records, schema, config, plan, run_seed, rng)
+        synthetic, count = initial_state(records, schema, config, plan, run_seed, rng)
         optimizer, start = Adam(lr=config.lr), 0
+    if count is None:
+        count = _declared_count(config, capacity, n)
 
-    result = CondenseResult(synthetic, plan, run_seed, source)
+    result = CondenseResult(synthetic, plan, run_seed, source, public_count=float(count))
     totals = {"fit": 0.0, "predict": 0.0, "privacy": 0.0, "update": 0.0, "checkpoint": 0.0}
     for t in range(start, config.rounds):
         r0 = time.perf_counter()
@@ -233,7 +251,7 @@ def condense(
         upd = site_update(records, fits, config.sample_rate, plan.sigma * config.clip_norm, rng)
         u0 = time.perf_counter()
         grad = apply_update(synthetic, optimizer, upd.vector, fits.directions, config.mu,
-                            config.sample_rate * n)
+                            config.sample_rate * float(count))
         totals["fit"] += fits.fit_seconds
         totals["predict"] += upd.timings["predict"]
         totals["privacy"] += upd.timings["privacy"]
@@ -241,7 +259,8 @@ def condense(
         if checkpoint is not None:
             c0 = time.perf_counter()
             Checkpoint(synthetic, optimizer, t + 1, run_seed, restorable_state(rng),
-                       {"noise_source": source, "config": config_dict(config)}).save(checkpoint)
+                       {"noise_source": source, "config": config_dict(config),
+                        "public_count": float(count)}).save(checkpoint)
             totals["checkpoint"] += time.perf_counter() - c0
         result.function_evaluations += 2 * config.directions * len(families)
         row = {"round": t + 1, "seconds": time.perf_counter() - r0,
@@ -252,6 +271,18 @@ def condense(
             progress(t + 1, row)
     result.timings = totals
     return result
+
+
+def _declared_count(config: CondenseConfig, capacity: int | None, n: int) -> float:
+    """The public count without a DP initialisation: the declared capacity."""
+    if capacity is not None:
+        if capacity < 1:
+            raise FedcondenseError(f"--capacity {capacity}: declare a positive number of records.")
+        return float(capacity)
+    if config.private and config.seed is None:
+        raise FedcondenseError("--init random in a private run needs --capacity N: a public "
+                               "upper bound on the records (the exact count is not private).")
+    return float(n)
 
 
 def public_init_rng(run_seed: int) -> np.random.Generator:
@@ -277,13 +308,22 @@ def init_noise_std(plan: PrivacyPlan, schema: Schema) -> float:
 def initial_synthetic_set(records: Records, schema: Schema, config: CondenseConfig,
                           plan: PrivacyPlan, run_seed: int, rng: np.random.Generator) -> SyntheticSet:
     """DP (noisy group means, σ_init) or data-free initial set; row placement is public."""
+    return initial_state(records, schema, config, plan, run_seed, rng)[0]
+
+
+def initial_state(records: Records, schema: Schema, config: CondenseConfig,
+                  plan: PrivacyPlan, run_seed: int,
+                  rng: np.random.Generator) -> tuple[SyntheticSet, float | None]:
+    """The initial set and the DP initialisation's noisy total record count (``None``
+    without a DP initialisation): the count is post-processing, public at no extra ε."""
     stats = None
     if config.init == "dp":
         noise_std = init_noise_std(plan, schema)
         sums = init_group_sums(records, schema, noise_std, rng)
         stats = statistics_from_sums(sums, noise_std)
+    count = None if stats is None else max(1.0, float(np.sum(stats.counts)))
     return build_synthetic_set(schema, config.rows, public_init_rng(run_seed), stats,
-                               config.init_spread)
+                               config.init_spread), count
 
 
 def config_dict(config: CondenseConfig) -> dict[str, Any]:

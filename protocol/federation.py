@@ -98,7 +98,6 @@ class SiteAccount:
     """What one site has been charged in this run (sent requests, conservatively)."""
 
     site: str
-    n_records: int
     sample_rate: float
     init_requests: int = 0
     round_requests: int = 0

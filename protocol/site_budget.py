@@ -7,10 +7,14 @@ A site daemon never trusts the coordinator's accounting. For every request it
    threshold) and re-composes it with the accountant at the site's **own** sampling rate:
    a plan whose composition exceeds its declared ε, or whose δ is not below 1/n for the
    site's n records, is refused (:func:`verify_plan`);
-2. computes the noise multiplier the request *actually* gives its records — from the noise
-   std it is told to add, the clip norm it clips at (or the initialisation's sensitivity),
-   and, in distributed mode, the threshold t of contributions every secure sum holds
-   (std · √t) — and refuses a request noised less than the plan says (:func:`request_spend`);
+2. refuses a request noised less than the plan says — the noise std it is told to add, per
+   unit of the clip norm (or the initialisation's sensitivity), and in distributed mode times
+   √t for the declared threshold t — and charges the noise multiplier its *own* policy
+   (:mod:`fedcondense.protocol.site_policy`) credits: by default only the noise it adds
+   itself (a malicious coordinator can isolate its vector), with ``trust-aggregator`` the
+   honest-but-curious σ·√t for thresholds at least its ``min-contributors``
+   (:func:`request_spend`); a request that names a noise seed is refused (seeded noise is
+   not private, and a ledger never records a non-private spend);
 3. checks its persistent :class:`~fedcondense.protocol.ledger.PrivacyLedger` with that one
    spend *before touching data* and records it atomically under the request key
    ``run/kind/round/attempt`` (:func:`authorise`); a key already charged is refused, never
@@ -35,6 +39,7 @@ from fedcondense.protocol.errors import PrivacyError
 from fedcondense.protocol.initialisation import sensitivity
 from fedcondense.protocol.ledger import PrivacyLedger, ledger_lock
 from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.site_policy import PolicyRefusal, SitePolicy, charged_sigma
 
 BUDGET_MARK = "privacy budget:"
 """Every refusal message starts with this; the coordinator stops the run when it sees it."""
@@ -101,10 +106,14 @@ def _plan_epsilon(plan: DeclaredPlan, q: float) -> float:
 def verify_plan(plan: DeclaredPlan, q: float, n_records: int, site: str) -> float:
     """Refuse a plan that breaks its own (ε, δ) at this site; return its ε here."""
     try:
-        validate_privacy(plan.epsilon, plan.delta, n_records)
+        validate_privacy(plan.epsilon, plan.delta)
     except PrivacyError as exc:
         raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses the declared plan: "
                             f"{exc}") from None
+    if plan.delta * n_records >= 1.0:  # the refusal must not quote n: it leaves the site
+        raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses the declared plan: δ="
+                            f"{plan.delta:g} is not below 1/n for this site's records; "
+                            f"choose a smaller δ.")
     if math.isinf(plan.epsilon):
         raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses a non-private (ε=inf) run.")
     eps = _plan_epsilon(plan, float(q))
@@ -116,37 +125,51 @@ def verify_plan(plan: DeclaredPlan, q: float, n_records: int, site: str) -> floa
     return eps
 
 
-def effective_sigma(message: RoundMessage, plan: DeclaredPlan, free_dim: int) -> float:
-    """Noise multiplier this request gives the site's records (std per unit sensitivity)."""
-    total_std = message.noise_std * (math.sqrt(plan.threshold) if plan.mode == "distributed"
-                                      else 1.0)
+def _sensitivity(message: RoundMessage, free_dim: int) -> float:
     if message.kind == "init":
-        return total_std / sensitivity(free_dim)
+        return sensitivity(free_dim)
     clip = float(message.hyper.get("clip_norm", float("nan")))
     if not (clip > 0 and math.isfinite(clip)):
         raise BudgetRefusal(f"{BUDGET_MARK} request {request_key(message)} has no valid "
                             f"clip_norm; refused.")
-    return total_std / clip
+    return clip
+
+
+def effective_sigma(message: RoundMessage, plan: DeclaredPlan, free_dim: int) -> float:
+    """Noise multiplier the *plan* credits this request with (σ·√t in distributed mode)."""
+    total_std = message.noise_std * (math.sqrt(plan.threshold) if plan.mode == "distributed"
+                                      else 1.0)
+    return total_std / _sensitivity(message, free_dim)
 
 
 def request_spend(message: RoundMessage, plan: DeclaredPlan, q: float, free_dim: int,
-                  site: str) -> Spend:
-    """The one spend answering ``message`` costs; refuse noise below the declared plan."""
+                  site: str, policy: SitePolicy | None = None) -> Spend:
+    """The one spend answering ``message`` costs the site, under its own trust ``policy``.
+
+    A request noised below the declared plan is refused; the spend is charged at the noise
+    multiplier the site's policy credits (:func:`~fedcondense.protocol.site_policy.charged_sigma`).
+    """
+    policy = policy or SitePolicy()
     sigma = effective_sigma(message, plan, free_dim)
     declared = plan.sigma_init if message.kind == "init" else plan.sigma
     if not declared > 0 or sigma < declared * (1 - _REL_TOL):
         raise BudgetRefusal(
             f"{BUDGET_MARK} site {site} refuses {request_key(message)}: its noise gives "
             f"σ={sigma:.4g} but the declared plan needs σ≥{declared:.4g}.")
+    try:
+        charged = charged_sigma(message.noise_std, _sensitivity(message, free_dim), plan.mode,
+                                plan.threshold, policy, site)
+    except PolicyRefusal as exc:
+        raise BudgetRefusal(f"{BUDGET_MARK} {exc}") from None
     if message.kind == "init":
-        return {"type": "gaussian", "sigma": sigma, "count": 1}
+        return {"type": "gaussian", "sigma": charged, "count": 1}
     if not 0 < q <= 1:
         raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses sample rate {q!r}.")
-    return {"type": "sampled_gaussian", "q": float(q), "sigma": sigma, "count": 1}
+    return {"type": "sampled_gaussian", "q": float(q), "sigma": charged, "count": 1}
 
 
 def authorise(ledger: PrivacyLedger, message: RoundMessage, *, q: float, n_records: int,
-              free_dim: int) -> Spend:
+              free_dim: int, policy: SitePolicy | None = None) -> Spend:
     """Check everything and charge ``message`` to ``ledger`` (atomically, under a lock).
 
     Returns
@@ -164,9 +187,13 @@ def authorise(ledger: PrivacyLedger, message: RoundMessage, *, q: float, n_recor
     with ledger_lock(ledger.path):
         book = PrivacyLedger.open(ledger.path)  # re-read: another process may have written
         try:
+            if "noise_seed" in message.hyper:
+                raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses {key}: it names a "
+                                    f"noise seed; seeded noise is not private and a ledger "
+                                    f"records only private spends.")
             plan = DeclaredPlan.from_hyper(message.hyper, site)
             verify_plan(plan, q, n_records, site)
-            spend = request_spend(message, plan, q, free_dim, site)
+            spend = request_spend(message, plan, q, free_dim, site, policy)
             session, current = message.hyper.get("session"), book.current_session(message.run_id)
             if current is not None and (not isinstance(session, int) or session < current):
                 raise BudgetRefusal(f"{BUDGET_MARK} site {site} refuses {key}: it comes from "

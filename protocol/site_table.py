@@ -298,6 +298,18 @@ def load_site_table(path: str | Path, schema: Schema, *, drop_missing: bool = Fa
                      min_rows_reason, allow_single_class)
 
 
+def ingress_line(report: dict[str, Any]) -> str:
+    """One line of what ingress did (rows read/kept, dropped, clipped): for the data holder's
+    own console or log only — exact counts are not covered by any ε."""
+    line = f"{report['rows_kept']} of {report['rows_read']} rows used"
+    if report["dropped_missing"]:
+        line += f", {report['dropped_missing']} dropped for empty cells"
+    if report["clipped"]:
+        cols = ", ".join(f"{k}: {v}" for k, v in report["clipped_by_column"].items() if v)
+        line += f", {report['clipped']} values clipped to the public bounds ({cols})"
+    return line
+
+
 def summarize_site_table(table: SiteTable) -> dict[str, Any]:
     """Counts-only summary of a loaded table (no record values): rows, classes/events, report."""
     schema = table.schema

@@ -105,7 +105,7 @@ def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_rang
                   session: int = 1) -> RoundMessage:
     """The next request, carrying the declared privacy plan every site re-checks."""
     config = orch.config
-    n_max = max(s.n_records for s in orch.sites.values())
+    n_max = max(s.capacity for s in orch.sites.values())
     q_rounds = {k: s.sample_rate for k, s in orch.sites.items()}
     if orch.needs_init():
         req = orch.init_request()
@@ -234,7 +234,7 @@ def coordinate(grid: Any, context: Any) -> None:
         if unknown:
             raise FedcondenseError(f"sites {sorted(unknown)} were not part of run {run_id}.")
     else:
-        infos = [SiteInfo(site, int(rec["n_records"]), config.sample_rate)
+        infos = [SiteInfo(site, int(rec["capacity"]), config.sample_rate)
                  for site, rec in sorted(hello.items())]
         orch = Orchestrator(schema, config, infos, mode=s.mode, threshold=s.threshold)
         orch.resumed_from = 0 if s.resume else None
@@ -250,7 +250,8 @@ def coordinate(grid: Any, context: Any) -> None:
     run_info: dict[str, Any] = {
         "command": "deploy", "run_id": run_id, "flower_runs": state["sessions"],
         "config": config_dict(config), "run_seed": orch.run_seed, "schema_hash": schema.hash(),
-        "n_sites": len(orch.sites), "site_rows": {k: v.n_records for k, v in orch.sites.items()},
+        "n_sites": len(orch.sites),
+        "declared_capacity": {k: v.capacity for k, v in orch.sites.items()},
         "secure_aggregation": True, "noise_mode": s.mode, "threshold": s.threshold,
         "stage_timeout_s": s.stage_timeout, "resumed_from_round": orch.resumed_from,
         "handshake_seconds": time.perf_counter() - t_start, "versions": package_versions()}
@@ -258,7 +259,6 @@ def coordinate(grid: Any, context: Any) -> None:
     def finish(status: str, message: str = "") -> None:
         privacy = orch.privacy_report()
         privacy.update(status=status, secure_aggregation=True, run_id=run_id,
-                       noise_source="os-csprng at each site",
                        site_ledgers="every site charged its own ledger before answering")
         run_info.update(status=status, message=message, rounds=orch.history,
                         transport=transport_log, wall_seconds=time.perf_counter() - t_start)

@@ -38,6 +38,7 @@ from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.federation import NoiseMode, SiteAccount, site_noise_std
 from fedcondense.protocol.initialisation import build_synthetic_set, statistics_from_sums
 from fedcondense.protocol.optimizer import Adam
+from fedcondense.protocol.privacy_claims import release_claims
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_update import RoundConfig, apply_update
 from fedcondense.protocol.directions import make_directions
@@ -46,10 +47,15 @@ from fedcondense.protocol.synthetic_set import SyntheticSet, free_dim
 
 @dataclass(frozen=True)
 class SiteInfo:
-    """Public facts about a site: its id, record count and sampling rate."""
+    """Public facts about a site: its id, declared capacity and sampling rate.
+
+    ``capacity`` is the site's *declared*, public upper bound on its records (from its own
+    configuration): it scales secure aggregation and, without a DP initialisation, the
+    update. The exact record count never leaves a site (no ε covers it).
+    """
 
     site_id: str
-    n_records: int
+    capacity: int
     sample_rate: float
 
 
@@ -82,12 +88,12 @@ class Orchestrator:
                 f"secure-aggregation threshold {self.threshold} must be between 1 and the number "
                 f"of sites ({len(sites)})."
             )
-        config.validate(min(s.n_records for s in sites))
+        config.validate(min(s.capacity for s in sites))
         self.q_max = max(s.sample_rate for s in sites)
         self.plan: PrivacyPlan = plan_privacy(config, sample_rate=self.q_max)
         self.run_seed = config.seed if config.seed is not None else secrets.randbits(63)
-        self.accounts = {s.site_id: SiteAccount(s.site_id, s.n_records, s.sample_rate)
-                         for s in sites}
+        self.accounts = {s.site_id: SiteAccount(s.site_id, s.sample_rate) for s in sites}
+        self.public_count: float | None = None  # noisy total record count (DP init)
         self.synthetic: SyntheticSet | None = None
         self.optimizer = Adam(lr=config.lr)
         self.rounds_done = 0
@@ -131,6 +137,8 @@ class Orchestrator:
 
     def _build(self, sums: np.ndarray | None, noise_std: float = 0.0) -> None:
         stats = None if sums is None else statistics_from_sums(sums, noise_std)
+        if stats is not None:  # post-processing of the DP initialisation: no extra ε
+            self.public_count = max(1.0, float(np.sum(stats.counts)))
         self.synthetic = build_synthetic_set(self.schema, self.config.rows,
                                              public_init_rng(self.run_seed), stats,
                                              self.config.init_spread)
@@ -162,13 +170,25 @@ class Orchestrator:
             return False
         for site in contributed:
             self.accounts[site].rounds_contributed += 1
-        batch = sum(self.sites[s].n_records * self.sites[s].sample_rate for s in contributed)
+        batch = self.expected_batch(contributed)
         u = make_directions(self.run_seed, t, self.config.directions, self.synthetic.Z.shape,
                             self.config.direction_kind)  # type: ignore[arg-type]
         grad = apply_update(self.synthetic, self.optimizer, summed, u, self.config.mu, batch)
         row.update({"applied": True, "grad_norm": float(np.linalg.norm(grad))})
         self.history.append(row)
         return True
+
+    def expected_batch(self, contributed: list[str]) -> float:
+        """Public estimate of the records behind a sum of ``contributed`` sites' answers.
+
+        From the DP initialisation's noisy total count (post-processing) spread over the
+        sites in proportion to their declared capacities, else from the capacities alone.
+        """
+        cap = {s: float(self.sites[s].capacity) for s in self.sites}
+        expected = sum(cap[s] * self.sites[s].sample_rate for s in contributed)
+        if self.public_count is not None:
+            expected *= self.public_count / sum(cap.values())
+        return max(expected, 1e-12)
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
         """Checkpoint the coordinator atomically (set, optimiser, round, per-site charges).
@@ -178,6 +198,7 @@ class Orchestrator:
         assert self.synthetic is not None
         meta = {"mode": self.mode, "threshold": self.threshold,
                 "rounds_discarded": self.rounds_discarded,
+                "public_count": self.public_count,
                 "accounts": {k: asdict(a) for k, a in self.accounts.items()},
                 "sites": {k: asdict(s) for k, s in self.sites.items()},
                 "history": _jsonable(self.history),
@@ -223,6 +244,7 @@ class Orchestrator:
         orch.optimizer = ck.optimizer
         orch.rounds_done = ck.round_index
         orch.rounds_discarded = [int(t) for t in meta["rounds_discarded"]]
+        orch.public_count = meta.get("public_count")
         orch.history = list(meta.get("history", []))
         orch.accounts = {k: SiteAccount(**a) for k, a in meta["accounts"].items()}
         orch.resumed_from = ck.round_index
@@ -244,23 +266,48 @@ class Orchestrator:
         return self.rounds_done >= self.config.rounds
 
     # ------------------------------------------------------------------ reports
-    def per_site_epsilon(self) -> dict[str, float | str]:
+    def per_site_epsilon(self, trusted_aggregator: bool = True) -> dict[str, float | str]:
+        """Each site's ε for every request it was sent.
+
+        ``trusted_aggregator=False`` gives the figure against a malicious coordinator: in
+        distributed mode only the site's own noise share (σ/√t) counts.
+        """
         if self.plan.calibration is None:
             return {k: "inf" for k in self.accounts}
-        sigma_init = self.plan.calibration.sigma_init
-        return {k: epsilon_spent(a.spends(self.plan.sigma, sigma_init), self.config.delta,
-                                 self.config.accountant)
+        shrink = 1.0 if trusted_aggregator or self.mode != "distributed" \
+            else 1.0 / math.sqrt(self.threshold)
+        sigma_init = self.plan.calibration.sigma_init * shrink
+        return {k: epsilon_spent(a.spends(self.plan.sigma * shrink, sigma_init),
+                                 self.config.delta, self.config.accountant)
                 for k, a in self.accounts.items()}
 
     def privacy_report(self) -> dict[str, Any]:
         cal = self.plan.calibration
         per_site = self.per_site_epsilon()
+        malicious = self.per_site_epsilon(trusted_aggregator=False)
         eps = max(per_site.values()) if cal is not None else "inf"  # type: ignore[type-var]
+        eps_mal = max(malicious.values()) if cal is not None else "inf"  # type: ignore[type-var]
+        if self.mode == "distributed":
+            assumption = (f"honest-but-curious coordinator: every secure sum holds at least "
+                          f"{self.threshold} sites' noise shares and dropouts are reported "
+                          f"truthfully (SecAgg+ assumption); against a malicious coordinator "
+                          f"see epsilon_against_malicious_coordinator")
+        else:
+            assumption = ("none about the coordinator: every site adds the full noise itself "
+                          "(holds against a malicious coordinator)")
+        claims = release_claims(self.schema, finite_epsilon=cal is not None,
+                                seeded=self.config.seed is not None)
         return {
-            "private": cal is not None,
+            "private": claims["private"],
             "epsilon": eps,
             "epsilon_target": self.config.epsilon if cal is not None else "inf",
             "delta": self.config.delta,
+            "adjacency": claims["adjacency"],
+            "bounds": claims["bounds"],
+            "noise_source": claims["noise_source"],
+            "warnings": claims["warnings"],
+            "trust_assumption": assumption,
+            "epsilon_against_malicious_coordinator": eps_mal,
             "accountant": "none (non-private run)" if cal is None
             else f"dp-accounting {self.config.accountant.upper()}",
             "noise_multiplier": self.plan.sigma,
@@ -275,6 +322,7 @@ class Orchestrator:
             "mode": self.mode,
             "secure_aggregation_threshold": self.threshold,
             "per_site": per_site,
+            "per_site_against_malicious_coordinator": malicious,
             "per_site_requests": {k: {"init": a.init_requests, "rounds": a.round_requests,
                                       "rounds_contributed": a.rounds_contributed}
                                   for k, a in self.accounts.items()},

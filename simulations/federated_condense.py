@@ -20,7 +20,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,20 @@ class FederatedResult:
     orchestrator: Orchestrator
     report: RunReport
     wall_seconds: float
-    site_rows: dict[str, int] = field(default_factory=dict)
+
+
+def simulated_capacity(n_rows: int) -> int:
+    """What a simulated site declares as its capacity: its size rounded *up* to two
+    significant digits (207 → 210, 3,452 → 3,500), as an operator would declare a public
+    bound; the exact count is not used by the coordinator."""
+    digits = max(0, len(str(int(n_rows))) - 2)
+    step = 10 ** digits
+    return int(-(-int(n_rows) // step) * step)
 
 
 def _message(orch: Orchestrator, schema: Schema, run_id: str, config: CondenseConfig,
              clipping_range: float, reproducible: bool) -> RoundMessage:
-    n_max = max(s.n_records for s in orch.sites.values())
+    n_max = max(s.capacity for s in orch.sites.values())
     if orch.needs_init():
         req = orch.init_request()
         groups = 2 if schema.is_survival else schema.n_classes
@@ -95,9 +103,12 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
     tables = [load_site_table(p, schema) for p in site_files]
     configs = default_site_configs(len(site_files), schema.hash(), allow_plaintext=not secure,
                                    data_paths=[str(p) for p in site_files])
-    for cfg in configs:
+    for cfg, table in zip(configs, tables):
         cfg["schema-path"] = str(schema_path)
-    infos = [SiteInfo(c["site-id"], t.n_rows, config.sample_rate) for c, t in zip(configs, tables)]
+        cfg["capacity"] = simulated_capacity(table.n_rows)
+        if config.seed is not None:  # the simulated sites' own config allows seeded noise
+            cfg["allow-seeded-noise"] = "true"
+    infos = [SiteInfo(c["site-id"], int(c["capacity"]), config.sample_rate) for c in configs]
     n_sites = len(infos)
     if threshold is None:
         threshold = max(2, n_sites - 1) if secure and n_sites > 2 else n_sites
@@ -138,5 +149,4 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
         sites = timings.get(int(row["round"]), {})
         if sites and row.get("wall_s") is not None:
             row["time_split_s"] = round_split(float(row["wall_s"]), sites)
-    return FederatedResult(orch, report, time.perf_counter() - t0,
-                           {i.site_id: i.n_records for i in infos})
+    return FederatedResult(orch, report, time.perf_counter() - t0)

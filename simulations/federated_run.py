@@ -115,11 +115,17 @@ def demo_rounds(schema_hash: str, dim: int, scale: float = 1.0, run_id: str = "d
 
 def default_site_configs(n_sites: int, schema_hash: str, *, allow_plaintext: bool,
                          data_paths: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """``site-1 .. site-K`` node configs (site id, schema hash, data path, plaintext policy)."""
+    """``site-1 .. site-K`` node configs (site id, schema hash, data path, plaintext policy).
+
+    Simulated sites report their compute time with each reply (``report-timing``): the whole
+    simulation runs on one machine, and ``simulate`` writes no site timing of a private run.
+    A deployed site never sends it (the default), since it tracks the private batch size.
+    """
     out: list[dict[str, Any]] = []
     for i in range(n_sites):
         cfg: dict[str, Any] = {"site-id": f"site-{i + 1}", "schema-hash": schema_hash,
-                               "allow-plaintext": "true" if allow_plaintext else "false"}
+                               "allow-plaintext": "true" if allow_plaintext else "false",
+                               "report-timing": "true"}
         if data_paths is not None:
             cfg["data-path"] = str(data_paths[i])
         out.append(cfg)

@@ -27,6 +27,7 @@ id = "hospital-a"
 data = "data.csv"
 schema = "schema.json"
 ledger = "state/ledger.json"
+capacity = 100
 
 [privacy]
 epsilon-budget = 3.0

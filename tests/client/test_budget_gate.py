@@ -25,7 +25,7 @@ def _cfg(tmp_path, budget, create=True):
                              delta_budget=1e-5)
     return {"site-id": "h1", "data-path": str(csv), "schema-path": str(schema),
             "ledger-path": str(tmp_path / "ledger.json"), "budget-epsilon": budget,
-            "budget-delta": 1e-5, "round-log": str(tmp_path / "rounds.log")}
+            "budget-delta": 1e-5, "round-log": str(tmp_path / "rounds.log"), "capacity": 400}
 
 
 def _msg(plan, t, session=1):
@@ -47,7 +47,9 @@ def test_gate_charges_then_refuses_naming_site_and_budget(tmp_path, plan):
     lines = (tmp_path / "rounds.log").read_text().splitlines()
     assert "site h1 answered r round 1 attempt 0" in lines[0] and "REFUSED" in lines[-1]
     info = hello_info(cfg, {"run_id": "r", "session": 2})
-    assert info["n_records"] == n and info["charged"].startswith("r/round/1/0")
+    assert info["charged"].startswith("r/round/1/0")
+    # The hello carries the declared capacity, never the exact record count.
+    assert info["capacity"] == 400 and "n_records" not in info and n not in info.values()
     # The node config's budget can never differ from the ledger's.
     with pytest.raises(SiteFailure, match="cannot be changed"):
         gate(_msg(plan, 5), {**cfg, "budget-epsilon": 9.0}, n_records=n, free_dim=5)

@@ -113,6 +113,7 @@ def _write_site(root: Path, keys: pki.NodeKeyFiles, ca: Path, address: str) -> P
         data = "data.csv"
         schema = "schema.json"
         ledger = "state/ledger.json"
+        capacity = 100
         [privacy]
         epsilon-budget = 2.0
         delta-budget = 1e-5

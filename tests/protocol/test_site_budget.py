@@ -10,6 +10,7 @@ from fedcondense.protocol.accounting import calibrate, epsilon_spent
 from fedcondense.protocol.initialisation import sensitivity
 from fedcondense.protocol.ledger import PrivacyLedger
 from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.site_policy import SitePolicy
 from fedcondense.protocol.site_budget import (BUDGET_MARK, BudgetRefusal, DeclaredPlan,
                                               authorise, request_key)
 
@@ -89,7 +90,7 @@ def test_plan_that_breaks_its_own_epsilon_is_refused(tmp_path):
 
 def test_delta_too_large_for_site_and_missing_plan_refused(tmp_path):
     plan = _plan()
-    with pytest.raises(BudgetRefusal, match="δ must be below 1/n"):
+    with pytest.raises(BudgetRefusal, match="not below 1/n for this site"):
         authorise(_book(tmp_path), _msg(plan, 1), q=Q, n_records=200_000, free_dim=DIM)
     bare = RoundMessage(schema_hash="h", run_id="r", round_index=1, round_seed=1, reply_dim=3,
                         noise_std=1.0, hyper={"clip_norm": 1.0})
@@ -97,19 +98,45 @@ def test_delta_too_large_for_site_and_missing_plan_refused(tmp_path):
         authorise(_book(tmp_path), bare, q=Q, n_records=N, free_dim=DIM)
 
 
-def test_distributed_noise_is_priced_at_the_secure_sum(tmp_path):
+def test_distributed_noise_is_priced_at_the_secure_sum_only_by_a_trusting_site(tmp_path):
     plan = _plan(mode="distributed", threshold=4)
+    trusting = SitePolicy(trust_aggregator=True, min_contributors=3)
     book = _book(tmp_path)
-    spend = authorise(book, _msg(plan, 1), q=Q, n_records=N, free_dim=DIM)
+    spend = authorise(book, _msg(plan, 1), q=Q, n_records=N, free_dim=DIM, policy=trusting)
     assert spend["sigma"] == pytest.approx(plan.sigma)
+    # By default a site distrusts the aggregator: only its own share σ/√t counts.
+    own = authorise(book, _msg(plan, 2), q=Q, n_records=N, free_dim=DIM)
+    assert own["sigma"] == pytest.approx(plan.sigma / 2.0)
     # The same per-site std claimed as "local" would be 2× under-noised.
     local = DeclaredPlan(plan.epsilon, plan.delta, "rdp", ROUNDS, plan.sigma, plan.sigma_init,
                          "local", 1)
-    msg = _msg(plan, 2)
+    msg = _msg(plan, 3)
     tampered = RoundMessage(**{**msg.__dict__, "hyper": {"clip_norm": CLIP,
                                                          "privacy": local.to_hyper()}})
     with pytest.raises(BudgetRefusal, match="needs σ≥"):
-        authorise(book, tampered, q=Q, n_records=N, free_dim=DIM)
+        authorise(book, tampered, q=Q, n_records=N, free_dim=DIM, policy=trusting)
+
+
+def test_a_trusting_site_refuses_a_threshold_below_its_own_minimum(tmp_path):
+    """Attack: the coordinator under-declares the threshold to shrink every site's share."""
+    plan = _plan(mode="distributed", threshold=2)
+    book = _book(tmp_path)
+    with pytest.raises(BudgetRefusal, match="threshold of 2.*no fewer than 3"):
+        authorise(book, _msg(plan, 1), q=Q, n_records=N, free_dim=DIM,
+                  policy=SitePolicy(trust_aggregator=True, min_contributors=3))
+    assert book.spent() == 0 and len(PrivacyLedger.open(book.path).refusals) == 1
+
+
+def test_a_request_naming_a_noise_seed_is_refused_by_any_ledger(tmp_path):
+    """Attack: the coordinator names the noise seed and would subtract the noise."""
+    plan = _plan()
+    msg = _msg(plan, 1)
+    seeded = RoundMessage(**{**msg.__dict__, "hyper": {**msg.hyper, "noise_seed": 1234}})
+    book = _book(tmp_path)
+    for policy in (SitePolicy(), SitePolicy(allow_seeded_noise=True)):
+        with pytest.raises(BudgetRefusal, match="names a noise seed"):
+            authorise(book, seeded, q=Q, n_records=N, free_dim=DIM, policy=policy)
+    assert book.spent() == 0
 
 
 def test_exhausted_budget_refuses_naming_site_and_budget(tmp_path):

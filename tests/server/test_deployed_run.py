@@ -10,6 +10,7 @@ from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.ledger import PrivacyLedger
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_budget import authorise
+from fedcondense.protocol.site_policy import SitePolicy
 from fedcondense.protocol.synthetic_set import free_dim
 from fedcondense.server.deployed_run import DeploySettings, build_message, parse_key, reconcile
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
@@ -42,8 +43,9 @@ def test_honest_requests_pass_every_site_check(schema, orchs, tmp_path, init):
                                     epsilon_budget=1.0, delta_budget=1e-5)
         rates = msg.hyper["sample_rate_by_site" if msg.kind == "round"
                           else "round_sample_rate_by_site"]
-        spend = authorise(book, msg, q=rates[site.site_id], n_records=site.n_records,
-                          free_dim=free_dim(schema))
+        spend = authorise(book, msg, q=rates[site.site_id], n_records=site.capacity,
+                          free_dim=free_dim(schema),
+                          policy=SitePolicy(trust_aggregator=True, min_contributors=2))
         expected = orch.plan.sigma_init if init == "dp" else orch.plan.sigma
         assert spend["sigma"] == pytest.approx(expected, rel=1e-9)
 
