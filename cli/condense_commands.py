@@ -135,5 +135,5 @@ def condense_command(
                f"in {wall:.1f} s, {run['function_evaluations_per_second']:.0f} fits/s")
     for line in privacy["warnings"]:
         typer.echo(f"warning: {line}", err=True)
-    if not quiet:  # ingress counts stay on this machine: no ε covers them
-        typer.echo(f"ingress (local only, not written): {ingress_line(table.report)}", err=True)
+    # ingress counts stay on this machine's console: no ε covers them
+    typer.echo(f"ingress (local only, not written): {ingress_line(table.report)}", err=True)

@@ -97,7 +97,7 @@ def simulate_command(
     init_share: float = opts.INIT_SHARE,
     accountant: str = opts.ACCOUNTANT,
     backend: str = opts.BACKEND,
-    seed: Optional[int] = typer.Option(None, "--seed", help="Reproducible run (seeded noise; not for real releases)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for a reproducible study: the sites' noise then comes from the seed, so the release is labelled NOT private (private: false)."),
     quiet: bool = opts.QUIET,
     verbose: bool = typer.Option(False, "--verbose", help="Show Flower's and Ray's own logs."),
 ) -> None:

@@ -13,7 +13,7 @@ fc=.venv/bin/fedcondense
 $fc datasets export breast_cancer --out "$out/data" --test-size 0.3 --seed 0
 $fc simulate "$out/data/breast_cancer.train.csv" --schema "$out/data/breast_cancer.schema.json" \
     --sites 3 --partition iid --out "$out" --epsilon 1 --delta 1e-5 --rows-per-class 10 \
-    --rounds 60 --noise distributed --seed 0
+    --rounds 60 --noise distributed
 $fc evaluate --synthetic "$out/synthetic.csv" --train "$out/data/breast_cancer.train.csv" \
     --test "$out/data/breast_cancer.test.csv" --schema "$out/data/breast_cancer.schema.json" \
     --out "$out/evaluation"

@@ -56,10 +56,11 @@ def release_claims(schema: Any, *, finite_epsilon: bool, seeded: bool) -> dict[s
     bounds = bounds_claim(schema)
     warnings: list[str] = []
     if not finite_epsilon:
-        warnings.append("no noise was added (--epsilon inf): the release is not private.")
+        warnings.append("this release is NOT differentially private: no noise was added "
+                        "(--epsilon inf).")
     elif seeded:
-        warnings.append("the noise came from a seed recorded in run.json: anyone with it can "
-                        "remove the noise; this release is not private (reproducible study).")
+        warnings.append("this release is NOT private: its noise came from the seed recorded in "
+                        "run.json, so anyone with it can remove the noise (reproducible study).")
     if bounds != "declared public":
         warnings.append("the schema's bounds were inferred from data (schema infer): they are "
                         "not covered by ε; replace them with public bounds before a release.")

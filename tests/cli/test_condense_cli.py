@@ -32,21 +32,46 @@ def _condense(data: Path, out: str, *extra: str) -> subprocess.CompletedProcess:
                "--out", out, *FAST, *extra, cwd=data)
 
 
+def _no_exact_counts(out: Path, n_rows: int) -> None:
+    """Neither file holds a record count, an ingress count or a site timing."""
+    for name in ("privacy.json", "run.json"):
+        text = (out / name).read_text()
+        for key in ("n_records", "site_rows", "ingress", "rows_read", "rows_kept",
+                    "clipped_by_column", "missing_by_column", "dropped_missing", "predict_s",
+                    "privacy_s", "site_compute_s"):
+            assert f'"{key}"' not in text, (name, key)
+        assert f": {n_rows}," not in text and f": {n_rows}\n" not in text, (name, n_rows)
+
+
 def test_condense_writes_the_release_and_reports(data):
-    r = _condense(data, "out", "--seed", "1", "--epsilon", "2")
+    r = _condense(data, "out", "--epsilon", "2")
     assert r.returncode == 0, r.stderr
     out = data / "out"
     privacy = json.loads((out / "privacy.json").read_text())
     for key in ("epsilon", "delta", "accountant", "noise_multiplier", "sample_rate", "rounds",
-                "clip_norm", "mode", "private"):
+                "clip_norm", "mode", "private", "adjacency", "bounds"):
         assert key in privacy
     assert privacy["private"] is True and privacy["mode"] == "central"
+    assert privacy["adjacency"] == "add/remove one record"
+    assert privacy["bounds"] == "declared public" and privacy["warnings"] == []
     assert 0 < privacy["epsilon"] <= 2.0
     run_info = json.loads((out / "run.json").read_text())
-    assert run_info["function_evaluations_per_second"] > 0 and run_info["run_seed"] == 1
+    assert run_info["function_evaluations_per_second"] > 0
+    n_rows = len((data / "heart_disease.csv").read_text().splitlines()) - 1
+    _no_exact_counts(out, n_rows)
+    assert "rows used" in r.stderr  # the ingress summary stays on the local console
     header = (out / "synthetic.csv").read_text().splitlines()[0].split(",")
     schema = json.loads((data / "heart_disease.schema.json").read_text())
     assert header == [c["name"] for c in schema["columns"]] + [schema["task"]["target"]]
+
+
+def test_a_seeded_run_is_labelled_not_private(data):
+    r = _condense(data, "seeded", "--seed", "1", "--epsilon", "2")
+    assert r.returncode == 0, r.stderr
+    privacy = json.loads((data / "seeded" / "privacy.json").read_text())
+    assert privacy["private"] is False and "seed" in privacy["noise_source"]
+    assert json.loads((data / "seeded" / "run.json").read_text())["run_seed"] == 1
+    assert "NOT private" in r.stderr and "NOT PRIVATE" in r.stdout
 
 
 def test_non_private_run_is_labelled(data):

@@ -154,3 +154,24 @@ def test_exhausted_budget_refuses_naming_site_and_budget(tmp_path):
     assert again.spent() <= 0.6 + 1e-9
     assert [r.key for r in again.refusals] == [request_key(_msg(plan, answered + 1))]
     assert np.isfinite(again.remaining())
+
+
+def test_a_fake_dropout_list_is_charged_at_what_it_reveals(tmp_path):
+    """Attack: the coordinator claims the other sites dropped, so SecAgg+ reveals this site's
+    own vector (noise σ/√t only). A distrusting site (the default) was charged exactly the ε
+    of that vector alone; a trusting one the honest-but-curious figure."""
+    t, rounds = 4, 6
+    plan = _plan(mode="distributed", threshold=t, rounds=rounds, init=False)
+    (tmp_path / "d").mkdir(), (tmp_path / "t").mkdir()
+    distrust, trust = _book(tmp_path / "d", budget=50.0), _book(tmp_path / "t", budget=50.0)
+    for r in range(1, rounds + 1):
+        authorise(distrust, _msg(plan, r), q=Q, n_records=N, free_dim=DIM)
+        authorise(trust, _msg(plan, r), q=Q, n_records=N, free_dim=DIM,
+                  policy=SitePolicy(trust_aggregator=True, min_contributors=t))
+    alone = epsilon_spent([{"type": "sampled_gaussian", "q": Q, "sigma": plan.sigma / 2.0,
+                            "count": rounds}], 1e-5)
+    summed = epsilon_spent([{"type": "sampled_gaussian", "q": Q, "sigma": plan.sigma,
+                             "count": rounds}], 1e-5)
+    assert PrivacyLedger.open(distrust.path).spent() == pytest.approx(alone, rel=1e-6)
+    assert PrivacyLedger.open(trust.path).spent() == pytest.approx(summed, rel=1e-6)
+    assert alone > summed

@@ -64,6 +64,14 @@ def test_dropped_site_is_charged_and_the_run_finishes(sites):
     assert saved.meta["accounts"]["site-2"]["round_requests"] == reqs["site-2"]["rounds"]
     eps = report["per_site"]
     assert eps["site-2"] >= min(eps["site-1"], eps["site-3"]) - 1e-12 > 0
+    # Distributed noise: the headline ε rests on an honest-but-curious coordinator; each
+    # site's ε against a malicious one (only its own σ/√t share counts) is reported too.
+    assert "honest-but-curious" in report["trust_assumption"]
+    bad = report["per_site_against_malicious_coordinator"]
+    assert all(bad[s] > eps[s] for s in eps)
+    assert report["epsilon_against_malicious_coordinator"] == max(bad.values())
+    assert report["private"] is False and report["warnings"]  # seeded: not private
+    assert "sites" in saved.meta and all("n_records" not in v for v in saved.meta["sites"].values())
 
 
 @pytest.mark.slow
