@@ -158,6 +158,7 @@ def test_config_paths_and_key_permissions(site):
     assert cfg.node_config() == {
         "site-id": "hospital-a", "data-path": str(cfg.data), "schema-path": str(cfg.schema),
         "ledger-path": str(cfg.ledger), "budget-epsilon": 3.0, "budget-delta": 1e-5,
+        "capacity": 100, "trust-aggregator": "false", "min-contributors": 0,
         "round-log": str(cfg.log_file.parent / "supernode.rounds.log")}
     os.chmod(site / "pki" / "node.key", 0o644)
     with pytest.raises(SiteConfigError, match="chmod 600"):
