@@ -52,7 +52,8 @@ def test_a_coordinator_chosen_noise_seed_is_refused_before_anything_is_charged(s
 def test_a_ledger_refuses_seeded_noise_even_where_the_site_config_allows_it(setup, tmp_path):
     cfg, msg = setup
     site = {**_ledger_cfg(cfg, tmp_path), "allow-seeded-noise": "true"}
-    PrivacyLedger.open(site["ledger-path"], site="h1", epsilon_budget=3.0, delta_budget=1e-5)
+    PrivacyLedger.open(site["ledger-path"], site="h1", epsilon_budget=3.0, delta_budget=1e-5,
+                       create=True)
     with pytest.raises(SiteFailure, match="seeded noise is not private"):
         CondensationHandler()(_seeded(msg), site)
     assert PrivacyLedger.open(site["ledger-path"]).spent() == 0
