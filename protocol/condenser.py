@@ -198,7 +198,7 @@ class CondenseResult:
             "initialisation": config.init,
             "mode": mode,
             "spends": self.plan.spends,
-            "noise_source": claims["noise_source"],
+            "noise_source": self.noise_source if claims["private"] else claims["noise_source"],
             "warnings": claims["warnings"],
         }
 
