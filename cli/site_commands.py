@@ -28,8 +28,8 @@ import typer
 from fedcondense.cli.main import app
 from fedcondense.protocol.errors import FedcondenseError
 
-site_app = typer.Typer(help="Site (hospital) operations: check data, ledger status, start "
-                       "the SuperNode.", no_args_is_help=True)
+site_app = typer.Typer(help="Site (hospital) operations: check data, create the ledger "
+                       "(init), ledger status, start the SuperNode.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
 ledger_app = typer.Typer(help="Privacy ledgers: create one explicitly (a missing ledger is "
                          "never recreated).", no_args_is_help=True)
