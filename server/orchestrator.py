@@ -276,7 +276,7 @@ class Orchestrator:
             return {k: "inf" for k in self.accounts}
         shrink = 1.0 if trusted_aggregator or self.mode != "distributed" \
             else 1.0 / math.sqrt(self.threshold)
-        sigma_init = self.plan.calibration.sigma_init * shrink
+        sigma_init = (self.plan.calibration.sigma_init or 0.0) * shrink
         return {k: epsilon_spent(a.spends(self.plan.sigma * shrink, sigma_init),
                                  self.config.delta, self.config.accountant)
                 for k, a in self.accounts.items()}

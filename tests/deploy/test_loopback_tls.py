@@ -19,6 +19,7 @@ import pytest
 from fedcondense.deploy import flwr_cli, pki
 from fedcondense.deploy.flower_commands import (SUPERNODE_READY, SUPERNODE_REFUSED, flower_env,
                                                free_port)
+from fedcondense.protocol.ledger import PrivacyLedger
 from fedcondense.deploy.processes import (ManagedProcess, _alive, descendants, running_superlink,
                                           running_supernode)
 
@@ -137,6 +138,8 @@ def test_registered_site_runs_unregistered_key_refused(tmp_path):
     address = f"127.0.0.1:{port}"
     app = _write_app(tmp_path)
     site_toml = _write_site(tmp_path, keys.sites["hospital-a"], keys.ca.cert, address)
+    PrivacyLedger.create(site_toml.parent / "state" / "ledger.json", site="hospital-a",
+                         epsilon_budget=2.0, delta_budget=1e-5)  # the operator's `site init`
 
     with running_superlink(host="127.0.0.1", port=port, ca_cert=keys.server.ca_cert,
                            cert=keys.server.cert, key=keys.server.key, flwr_home=home,

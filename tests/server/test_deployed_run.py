@@ -69,3 +69,14 @@ def test_run_config_missing_key_is_named():
         DeploySettings.from_run_config({k: v for k, v in rc.items() if k != "schema-path"})
     s = DeploySettings.from_run_config(rc)
     assert s.threshold == 3 and s.condense.models == ("knn", "mlp") and s.condense.seed is None
+
+
+@pytest.mark.parametrize("init", ["dp", "random"])
+def test_privacy_report_gives_both_trust_figures(orchs, init):
+    orch = copy.deepcopy(orchs[init])
+    orch._charge("round", ["a", "b", "c"])
+    report = orch.privacy_report()
+    honest, malicious = report["per_site"], report["per_site_against_malicious_coordinator"]
+    assert set(honest) == set(malicious) == {"a", "b", "c"}
+    assert all(0 < honest[s] < malicious[s] for s in honest)  # distributed, threshold 2
+    assert report["adjacency"] == "add/remove one record" and report["bounds"] == "declared public"
