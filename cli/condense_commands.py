@@ -55,6 +55,7 @@ def condense_command(
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
     from fedcondense.protocol.site_table import ingress_line, load_site_table
+    from fedcondense.simulations.compute_plan import plan_compute
     from fedcondense.simulations.round_timing import central_split
 
     schema = Schema.load(schema_path)
@@ -67,6 +68,7 @@ def condense_command(
         backend=backend, seed=seed,
     )
     config.validate()
+    compute = plan_compute(config.resolved_models(schema), config.backend)  # usage errors here
     if budget is not None and ledger is None:
         raise FedcondenseError("--budget needs --ledger FILE to record what is spent.")
     plan = plan_privacy(config)
@@ -99,6 +101,7 @@ def condense_command(
                                f"{ledger}; check a table first with `fedcondense site check`.)"
                                ) from None
 
+    compute.apply()
     started = time.perf_counter()
     with round_progress(config.rounds, "condensing", disable=quiet) as advance:
         result = condense(table, schema, config, progress=advance, capacity=capacity)
@@ -119,6 +122,7 @@ def condense_command(
         "n_sites": 1,
         "secure_aggregation": False,
         "models": list(config.resolved_models(schema)),
+        "compute": compute.as_dict(),
         "wall_seconds": wall,
         "time_split_seconds": public_split(
             central_split(result.timings, result.history, wall, per_round), privacy["private"]),

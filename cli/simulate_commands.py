@@ -109,6 +109,7 @@ def simulate_command(
     from fedcondense.protocol.privacy_claims import public_rounds, public_split
     from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
     from fedcondense.protocol.schema import Schema
+    from fedcondense.simulations.compute_plan import plan_compute
     from fedcondense.simulations.federated_condense import run_federated
     from fedcondense.simulations.round_timing import split_table, split_totals
 
@@ -137,13 +138,14 @@ def simulate_command(
         backend=backend, seed=seed,
     )
     config.validate()
+    plan = plan_compute(config.resolved_models(schema), config.backend)
     total = rounds + (1 if init == "dp" else 0)
     started = time.perf_counter()
     with round_progress(total, f"federating {len(files)} sites", disable=quiet) as advance:
         result = run_federated(files, schema_file, config, mode=noise, secure=secure,  # type: ignore[arg-type]
                                threshold=threshold, backend=engine, progress=advance,
                                checkpoint=out_dir / "checkpoint.npz",
-                               site_processes=site_processes)
+                               site_processes=site_processes, compute=plan)
     wall = time.perf_counter() - started
     orch = result.orchestrator
     rounds_info = result.report.rounds
@@ -155,7 +157,7 @@ def simulate_command(
         "site_files": [str(f) for f in files], "secure_aggregation": secure,
         "noise_mode": noise, "engine": engine, "threshold": orch.threshold,
         "wall_seconds": wall, "handshake_seconds": result.report.handshake_s,
-        "site_processes": site_processes,
+        "site_processes": site_processes, "compute": plan.as_dict(),
         "function_evaluations": 2 * config.directions * len(config.resolved_models(schema)) * rounds,
         "time_split_seconds": public_split(split_totals(orch.history), private),
         "rounds": public_rounds(orch.history, private),

@@ -16,7 +16,8 @@ labelled non-private); the generator is then keyed by (seed, site, round, attemp
 deployed site daemon (node config ``ledger-path``) then charges the request to its own ledger
 or refuses it (:mod:`fedcondense.client.budget_gate`).
 Model fits are public and cached per process, so simulated
-sites sharing a process do not refit.
+sites sharing a process do not refit; the families are built once per process
+(:func:`site_families`), on the device of the node config's ``device`` (default ``auto``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from fedcondense.protocol.dp_mechanism import noise_generator
-from fedcondense.protocol.families import create_family
+from fedcondense.protocol.families import ModelFamily, create_family
 from fedcondense.protocol.federation import FitCache, answer_init, answer_round
 from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
@@ -52,6 +54,19 @@ def load_site(node_config: Mapping[str, Any]) -> tuple[Schema, Any]:
         schema = Schema.load(key[0])
         _TABLES[key] = (schema, load_site_table(key[1], schema))
     return _TABLES[key]
+
+
+@lru_cache(maxsize=8)
+def site_families(models: tuple[str, ...], backend: str,
+                  device: str = "auto") -> dict[str, ModelFamily]:
+    """The round's families, built once per process (they hold no state between fits).
+    ``device`` (the site's own choice, node config ``device``, never the coordinator's)
+    places the torch backends; library backends run on the CPU whatever it says."""
+    out = {m: create_family(m, backend=backend) for m in models}
+    if device != "auto":
+        out = {m: create_family(m, backend=backend, device=device) if f.uses_torch else f
+               for m, f in out.items()}
+    return out
 
 
 def _rng(message: RoundMessage, site: str, policy: SitePolicy) -> np.random.Generator:
@@ -94,8 +109,9 @@ class CondensationHandler:
             return answer_init(table, schema, message.noise_std, rng), {}
         h = message.hyper
         synthetic = SyntheticSet.from_arrays(schema, dict(message.arrays))
-        families = {m: create_family(m, backend=str(h.get("backend", "auto")))
-                    for m in h["models"]}
+        families = site_families(tuple(str(m) for m in h["models"]),
+                                 str(h.get("backend", "auto")),
+                                 str(node_config.get("device", "auto")))
         rc = RoundConfig(int(h["run_seed"]), int(h["round_index"]), int(h["directions"]),
                          float(h["mu"]), float(h["clip_norm"]), str(h["direction_kind"]))
         q = float(h["sample_rate_by_site"][site])

@@ -13,6 +13,11 @@ Fit sharing: the fits on ``S ± μU`` never touch private data, so by default
 per-process :class:`~fedcondense.protocol.federation.FitCache` makes the first site of a
 round fit and the others reuse its fitted models: one fit per round instead of K. Fitted
 models never leave that process (nothing is pickled or sent); a deployed site fits for itself.
+
+Compute: the run's :class:`~fedcondense.simulations.compute_plan.ComputePlan` (backends,
+device, threads — the same choice ``condense`` makes on this machine) is made once here and
+given to every simulated site through its local node config (``device``) and the
+simulation's handler (``threads``); nothing about it travels in a round message.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.synthetic_set import free_dim
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.server.secure_sum import RunReport, TransportConfig
+from fedcondense.simulations.compute_plan import ComputePlan, plan_compute
 from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
 from fedcondense.simulations.round_timing import TimedSiteHandler, read_site_timings, round_split
 
@@ -44,6 +50,7 @@ class FederatedResult:
     orchestrator: Orchestrator
     report: RunReport
     wall_seconds: float
+    compute: ComputePlan = field(default_factory=ComputePlan)
 
 
 def simulated_capacity(n_rows: int) -> int:
@@ -91,20 +98,28 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
                   progress: Callable[[int, dict[str, float]], None] | None = None,
                   extra_mods: Sequence[Any] = (),
                   checkpoint: Path | None = None,
-                  site_processes: int | None = 1) -> FederatedResult:
+                  site_processes: int | None = 1,
+                  compute: ComputePlan | None = None) -> FederatedResult:
     """Condense jointly over ``site_files`` (one validated table per site); with
     ``checkpoint`` the coordinator state is written atomically after every round.
     ``site_processes``: Ray actor processes for the sites (1: all sites share one process and
     its fits; ``None``: one per CPU, each process fitting for itself). Each history row gets
-    its ``time_split_s`` (:func:`~fedcondense.simulations.round_timing.round_split`)."""
+    its ``time_split_s`` (:func:`~fedcondense.simulations.round_timing.round_split`).
+    ``compute``: the run's plan (default :func:`~fedcondense.simulations.compute_plan.plan_compute`
+    for ``config``), used by every simulated site and by this process."""
     from fedcondense.protocol.site_table import load_site_table
 
     schema = Schema.load(schema_path)
     tables = [load_site_table(p, schema) for p in site_files]
     configs = default_site_configs(len(site_files), schema.hash(), allow_plaintext=not secure,
                                    data_paths=[str(p) for p in site_files])
+    if compute is None:
+        compute = plan_compute(config.resolved_models(schema), config.backend)
+    if backend == "local":
+        compute.apply()  # the in-process grid's sites compute in this process
     for cfg, table in zip(configs, tables):
         cfg["schema-path"] = str(schema_path)
+        cfg["device"] = compute.device
         cfg["capacity"] = simulated_capacity(table.n_rows)
         if config.seed is not None:  # the simulated sites' own config allows seeded noise
             cfg["allow-seeded-noise"] = "true"
@@ -140,13 +155,15 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedcondense-timings-") as timing_dir:
-        report = simulate_transport(TimedSiteHandler(timing_dir=timing_dir), make_round, on_sum,
+        handler = TimedSiteHandler(timing_dir=timing_dir, threads=compute.threads)
+        gpus = 1.0 if compute.device.startswith("cuda") else 0.0
+        report = simulate_transport(handler, make_round, on_sum,
                                     rounds=total, config=transport, schema_hash=schema.hash(),
                                     site_configs=configs, backend=backend, extra_mods=extra_mods,
-                                    site_processes=site_processes)
+                                    site_processes=site_processes, num_gpus=gpus)
         timings = read_site_timings(timing_dir)
     for row in orch.history:
         sites = timings.get(int(row["round"]), {})
         if sites and row.get("wall_s") is not None:
             row["time_split_s"] = round_split(float(row["wall_s"]), sites)
-    return FederatedResult(orch, report, time.perf_counter() - t0)
+    return FederatedResult(orch, report, time.perf_counter() - t0, compute)

@@ -137,6 +137,7 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
                        site_configs: Sequence[Mapping[str, Any]] | None = None,
                        backend: str = "ray", extra_mods: Sequence[Any] = (),
                        num_cpus: int = 2, site_processes: int | None = None,
+                       num_gpus: float = 0.0,
                        poll_interval: float | None = 0.01, verbose: bool = False) -> RunReport:
     """Run ``rounds`` rounds with ``config.expected_sites`` simulated sites.
 
@@ -162,6 +163,9 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
         turn, so per-process state — the public :class:`~fedcondense.protocol.federation.FitCache`
         — is shared by all simulated sites (only the ``"ray"`` backend; ``"local"`` is one
         process anyway).
+    num_gpus : float
+        GPUs the site processes share (split evenly over them). Ray hides every GPU from an
+        actor that asked for none, so a run whose plan says ``cuda`` must ask for one.
     poll_interval : float, optional
         Seconds between the Ray engine's internal queue polls (Flower's own: 0.1 s; see
         :mod:`fedcondense.simulations.engine_polling`); ``None`` keeps Flower's.
@@ -195,8 +199,13 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
         from fedcondense.simulations.engine_polling import fast_polling
 
         per_actor = max(1, num_cpus // site_processes) if site_processes else 1
-        backend_config = {"client_resources": {"num_cpus": per_actor, "num_gpus": 0.0},
-                          "init_args": {"num_cpus": num_cpus, "include_dashboard": False}}
+        actors = site_processes or num_cpus
+        init_args: dict[str, Any] = {"num_cpus": num_cpus, "include_dashboard": False}
+        if num_gpus > 0:
+            init_args["num_gpus"] = max(1, int(np.ceil(num_gpus)))
+        backend_config = {"client_resources": {"num_cpus": per_actor,
+                                               "num_gpus": float(num_gpus) / actors},
+                          "init_args": init_args}
         try:
             with fast_polling(poll_interval) if poll_interval else nullcontext():
                 run_simulation(server_app=make_server_app(session), client_app=client_app,

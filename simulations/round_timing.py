@@ -16,7 +16,9 @@ deployed site keeps its split to itself.
 * ``site_s`` — the compute on the round's critical path: the sum over sites when they run in
   turn in one process (the default, which shares the fits), else the slowest site's total;
 * ``framework_s = wall_s − site_s`` — Flower, Ray, SecAgg+ masking and unmasking, messages;
-* ``fits`` — how many sites fitted the round's models (1 when they share one process).
+* ``fits`` — how many sites fitted the round's models (1 when they share one process);
+* ``threads`` — the most intra-op threads a site process computed with (the run's plan,
+  :mod:`fedcondense.simulations.compute_plan`).
 """
 
 from __future__ import annotations
@@ -34,23 +36,32 @@ import numpy as np
 from fedcondense.client import site_handler
 from fedcondense.client.site_handler import CondensationHandler
 from fedcondense.protocol.messages import RoundMessage
+from fedcondense.simulations.compute_plan import apply_threads, current_threads
 
 PARTS = ("fit", "predict", "privacy")
 
 
 @dataclass(frozen=True)
 class TimedSiteHandler(CondensationHandler):
-    """The site handler of a simulation, logging its timings to ``timing_dir`` (this machine)."""
+    """The site handler of a simulation, logging its timings to ``timing_dir`` (this machine).
+
+    ``threads`` (> 0): the run's :class:`~fedcondense.simulations.compute_plan.ComputePlan`
+    thread count, put into effect in whichever process (Ray actor) answers, before it fits.
+    """
 
     timing_dir: str = ""
+    threads: int = 0
 
     def __call__(self, message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarray:
+        if self.threads > 0:
+            apply_threads(self.threads)
         fitted_before = site_handler._CACHE.misses
         vector, timings = self.answer(message, node_config)
         if self.timing_dir and message.kind == "round":
             line = {"site": str(node_config["site-id"]), "round": int(message.round_index),
                     "attempt": int(message.attempt), "pid": os.getpid(),
                     "fitted": site_handler._CACHE.misses - fitted_before,
+                    "threads": current_threads(),
                     **{k: float(timings.get(k, 0.0)) for k in PARTS}}
             path = Path(self.timing_dir) / f"site-timings-{os.getpid()}.jsonl"
             with open(path, "a", encoding="utf-8") as fh:
@@ -59,9 +70,9 @@ class TimedSiteHandler(CondensationHandler):
 
 
 def read_site_timings(timing_dir: str | Path) -> dict[int, dict[str, dict[str, float]]]:
-    """``{round: {site: {fit, predict, privacy, fitted, attempt, pid}}}`` (``fitted``: 1 if
-    that site fitted the round's models, 0 if its process already held them; a retried round:
-    the last attempt)."""
+    """``{round: {site: {fit, predict, privacy, fitted, attempt, pid, threads}}}``
+    (``fitted``: 1 if that site fitted the round's models, 0 if its process already held them;
+    a retried round: the last attempt)."""
     out: dict[int, dict[str, dict[str, float]]] = {}
     for path in sorted(Path(timing_dir).glob("site-timings-*.jsonl")):
         for raw in path.read_text(encoding="utf-8").splitlines():
@@ -70,6 +81,7 @@ def read_site_timings(timing_dir: str | Path) -> dict[int, dict[str, dict[str, f
             prev = sites.get(rec["site"])
             if prev is None or rec["attempt"] >= prev["attempt"]:
                 sites[rec["site"]] = {k: rec[k] for k in (*PARTS, "fitted", "attempt", "pid")}
+                sites[rec["site"]]["threads"] = int(rec.get("threads", 0))
     return out
 
 
@@ -81,7 +93,8 @@ def round_split(wall_s: float, sites: Mapping[str, Mapping[str, float]]) -> dict
     site_s = float(sum(totals) if sequential else max(totals, default=0.0))
     split.update({"site_s": site_s, "framework_s": max(0.0, float(wall_s) - site_s),
                   "wall_s": float(wall_s), "sites": len(sites),
-                  "fits": int(sum(s.get("fitted", 1) for s in sites.values()))})
+                  "fits": int(sum(s.get("fitted", 1) for s in sites.values())),
+                  "threads": int(max((s.get("threads", 0) for s in sites.values()), default=0))})
     return split
 
 

@@ -60,6 +60,8 @@ def test_condense_writes_the_release_and_reports(data):
     n_rows = len((data / "heart_disease.csv").read_text().splitlines()) - 1
     _no_exact_counts(out, n_rows)
     assert "rows used" in r.stderr  # the ingress summary stays on the local console
+    assert run_info["compute"] == {"backend_by_family": {"logistic_regression": "batched"},
+                                   "device": "cpu", "threads": 1}  # OMP_NUM_THREADS=1 in CI
     header = (out / "synthetic.csv").read_text().splitlines()[0].split(",")
     schema = json.loads((data / "heart_disease.schema.json").read_text())
     assert header == [c["name"] for c in schema["columns"]] + [schema["task"]["target"]]
@@ -156,3 +158,30 @@ def test_condense_and_simulate_warn_about_an_inferred_schema(data, tmp_path):
         assert r.returncode == 2 and len(lines) == 2, r.stderr
         assert lines[0].startswith(f"warning: {schema}: ") and "not private" in lines[0]
         assert lines[1].startswith("error:")
+
+
+def _backend_a_family_lacks() -> tuple[str, str] | None:
+    """(classification family, backend) that the registry does not pair (another family has
+    that backend); derived, so it stays right as families gain backends."""
+    from fedcondense.protocol.families import FAMILIES, families_for_task
+
+    names = families_for_task("classification")
+    every = {b for n in names for b in FAMILIES[n].backends}
+    return next(((n, b) for n in names for b in sorted(every - set(FAMILIES[n].backends))),
+                None)
+
+
+@pytest.mark.parametrize("which", ["lacking", "unknown"])
+def test_a_backend_a_family_lacks_is_a_usage_error(data, which):
+    combo = _backend_a_family_lacks() if which == "lacking" else ("decision_tree", "gpu")
+    if combo is None:
+        pytest.skip("every classification family has every backend")
+    family, backend = combo
+    r = run("condense", "heart_disease.csv", "--schema", "heart_disease.schema.json",
+            "--out", "bk", "--quiet", "--models", f"logistic_regression,{family}",
+            "--backend", backend, cwd=data)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --backend"), r.stderr
+    assert "logistic_regression: reference" in lines[0] and f"{family}: " in lines[0]
+    assert "internal error" not in r.stderr and not (data / "bk").exists()

@@ -8,6 +8,7 @@ import pytest
 
 from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.schema import Schema
+from fedcondense.simulations.compute_plan import ComputePlan, plan_compute
 from fedcondense.simulations.datasets import export_dataset, split_sites
 from fedcondense.simulations.federated_condense import run_federated
 from fedcondense.simulations.round_timing import (
@@ -103,19 +104,27 @@ def test_local_engine_fits_once_per_round_and_reports_the_split(sites):
     fed = run_federated(files, schema_path, CondenseConfig(**CFG), backend="local")
     assert len(fed.orchestrator.history) == 2
     _check_split(fed.orchestrator.history, n_sites=3, fits=1)
+    assert {r["time_split_s"]["threads"] for r in fed.orchestrator.history} == {
+        fed.compute.threads}
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ray_sites_share_one_process_and_its_fits_without_changing_the_result(sites):
     schema_path, files = sites
+    # the run's thread count reaches the Ray actor (Ray would give it its CPU count or this
+    # process's OMP_NUM_THREADS); 2 differs from both defaults of the test environment
+    plan = plan_compute(CFG["models"], threads=2)
     shared = run_federated(files, schema_path, CondenseConfig(**CFG), backend="ray",
-                           site_processes=1)
+                           site_processes=1, compute=plan)
     _check_split(shared.orchestrator.history, n_sites=3, fits=1)
+    assert {r["time_split_s"]["threads"] for r in shared.orchestrator.history} == {2}
+    assert shared.compute == plan
     table = split_table(shared.orchestrator.history, "t")
     assert table.row_count == 3
     own = run_federated(files, schema_path, CondenseConfig(**CFG), backend="ray",
-                        site_processes=None)  # one process per CPU, each fitting for itself
+                        site_processes=None,  # one process per CPU, each fitting for itself
+                        compute=ComputePlan(plan.backend_by_family, "cpu", 1, plan.uses_torch))
     assert all(r["time_split_s"]["fits"] >= 1 for r in own.orchestrator.history)
     # the same fits either way: equal up to SecAgg+'s (stochastic) quantisation
     diff = np.abs(shared.orchestrator.synthetic.Z - own.orchestrator.synthetic.Z).max()
