@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fedcondense.simulations.datasets import export_dataset
 
     logging.getLogger("flwr").setLevel(logging.ERROR)
-    console = Console()
+    console = Console(width=160)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fedcondense-speed-") as tmp:
         work = Path(tmp)
