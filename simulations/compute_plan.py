@@ -14,12 +14,13 @@ Threads: one per fitting process unless ``OMP_NUM_THREADS`` says otherwise. The 
 many tiny problems (2P synthetic sets of tens of rows); torch's default of one thread per
 core splits each small operation over all cores, which pays off only on an idle machine and
 turns catastrophic as soon as anything else wants a core — a simulation's own Flower driver,
-Ray's raylet, other users. Measured here (2 shared cores): the batched Cox fit of one round
-(gbsg2, P = 64) took 0.03 s with one thread, 0.03–0.05 s with two on an idle machine, and
-0.4–1.6 s with two inside the Ray actor while the driver polled its queues (CPU time ≈ wall:
-threads waiting for each other at every parallel region). Library backends already fit
+Ray's raylet, other users. Measured here (2 shared cores, batched Cox on gbsg2, P = 64, per
+round): 0.037 s with one thread and 0.028 s with two at load 1; with two threads 0.4–1.6 s
+inside the Ray actor while the driver polled its queues (the actor's CPU time ≈ wall: threads
+waiting for each other at every parallel region), and 1.36 s in ``condense`` itself with two
+threads at load 10 (one thread, load 14: 0.14 s). Library backends already fit
 single-threaded (:func:`~fedcondense.protocol.families.base.single_threaded`); this extends the
-same rule to torch. Parallelism across sites comes from ``--site-processes``.
+same rule to torch and to the BLAS under the numpy kernels. Parallelism across sites comes from ``--site-processes``.
 
 A backend a family lacks is the user's mistake, reported as one line naming every family of
 the run and the backends each one has (:class:`~fedcondense.protocol.errors.FedcondenseError`).
@@ -35,7 +36,7 @@ from typing import Any
 
 from fedcondense.protocol.errors import FedcondenseError
 
-_APPLIED: dict[int, int] = {}  # pid -> threads already set in that process
+_APPLIED: dict[int, tuple[int, bool]] = {}  # pid -> (threads, torch loaded) applied
 
 
 @dataclass(frozen=True)
@@ -70,22 +71,29 @@ class ComputePlan:
 
 
 def apply_threads(threads: int) -> None:
-    """Limit this process's torch and OpenMP pools to ``threads`` (idempotent per process).
+    """Limit this process's torch, BLAS and OpenMP pools to ``threads`` (once per process).
 
-    Sets ``OMP_NUM_THREADS`` for libraries loaded later (a Ray actor imports torch on its
-    first round; Ray itself sets the variable to the actor's CPU count) and calls
-    ``torch.set_num_threads`` when torch is already loaded.
+    Sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` for libraries
+    loaded later (a Ray actor imports torch on its first round; Ray itself sets
+    ``OMP_NUM_THREADS`` to the actor's CPU count), limits the pools already loaded
+    (threadpoolctl) and calls ``torch.set_num_threads`` when torch is loaded.
     """
     pid = os.getpid()
-    if _APPLIED.get(pid) == threads and ("torch" not in sys.modules or _torch_threads() == threads):
+    torch_loaded = "torch" in sys.modules
+    if _APPLIED.get(pid) == (threads, torch_loaded) and (
+            not torch_loaded or _torch_threads() == threads):
         return
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    if "torch" in sys.modules:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    if torch_loaded:
         import torch
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-    _APPLIED[pid] = threads
+    _APPLIED[pid] = (threads, torch_loaded)
 
 
 def _torch_threads() -> int:
