@@ -288,20 +288,28 @@ def site_start(
     import shlex
 
     from fedcondense.deploy.flower_commands import SUPERNODE_READY, flower_env
-    from fedcondense.deploy.processes import ManagedProcess
+    from fedcondense.deploy.site_daemon import SiteDaemon, warm_mode
 
     cfg, argv, line = prepare_site(config, create=not dry_run)
+    warm, why_cold = warm_mode()
+    env = flower_env(flwr_home or cfg.state_dir / "flwr")
+    daemon = SiteDaemon(cfg.site_id, argv, cfg.log_file, env, warm=warm,
+                        secret_path=cfg.state_dir / f"{cfg.site_id}.superexec.secret")
     typer.echo(line)
     if dry_run:
-        typer.echo(shlex.join(argv))
+        typer.echo(shlex.join(daemon.argv))
+        if warm:
+            typer.echo("warm executor: " + shlex.join(daemon.executor_argv()))
+        else:
+            typer.echo(f"note: {why_cold}")
         return
-    home = flwr_home or cfg.state_dir / "flwr"
+    if not warm:
+        typer.echo(f"warning: {why_cold}", err=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with open(cfg.log_file, "a", encoding="utf-8") as fh:
         fh.write(f"{stamp} fedcondense site start: {line}\n{stamp} command: "
-                 f"{shlex.join(argv)}\n")
-    proc = ManagedProcess(f"SuperNode of {cfg.site_id}", argv, cfg.log_file,
-                          env=flower_env(home), timestamps=True)
+                 f"{shlex.join(daemon.argv)}\n")
+    proc = daemon.supernode
     stopping: list[int] = []
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -309,13 +317,21 @@ def site_start(
 
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        proc.start()
-        typer.echo(f"SuperNode pid {proc.pid}; log: tail -f {cfg.log_file}")
-        announced = False
+        daemon.start()
+        typer.echo(f"SuperNode pid {proc.pid}"
+                   + (f", warm executor pid {daemon.executor.pid}" if daemon.executor else "")
+                   + f"; log: tail -f {cfg.log_file}")
+        announced, restarts = False, 0
         while not stopping:
             rc = proc.poll()
             if rc is not None:
                 raise FedcondenseError(_exit_reason(cfg, rc, proc.log_text()))
+            problem = daemon.check_executor()
+            if problem:
+                raise FedcondenseError(problem)
+            if daemon.restart_count > restarts:
+                restarts = daemon.restart_count
+                typer.echo(f"warm executor exited; restarted (pid {daemon.executor.pid})")
             if not announced:
                 m = SUPERNODE_READY.search(proc.log_text())
                 if m:
@@ -324,6 +340,6 @@ def site_start(
             time.sleep(0.5)
         typer.echo("stopping SuperNode")
     finally:
-        proc.stop()
+        daemon.stop()
         for s, h in old.items():
             signal.signal(s, h)

@@ -1,52 +1,39 @@
-"""Cost of one deployed SecAgg+ round on loopback (real SuperLink, SuperNodes, ClientApps).
+"""Cost of a deployed SecAgg+ round on loopback (real SuperLink, SuperNodes, site daemons).
 
-Starts a :class:`~fedcondense.deploy.consortium.LocalConsortium` once and runs the deployed
-app under several variants, printing one table row per variant from the coordinator's own
-``run.json`` (per-round wall time and the time of each SecAgg+ stage)::
+Starts a :class:`~fedcondense.deploy.consortium.LocalConsortium` (TLS, node authentication,
+``fedcondense site start`` per site) for each variant, runs the deployed app and prints one
+table row per variant from the coordinator's own ``run.json``: median and mean round time and
+the mean time of each coordinator-side stage (the four SecAgg+ exchanges, the hello, the
+coordinator's own work between rounds)::
 
-    python -m fedcondense.deploy.bench_round --sites 3 --rounds 2
+    python -m fedcondense.deploy.bench_round                     # both variants
+    python -m fedcondense.deploy.bench_round --variants warm --rounds 100   # a 100-round job
 
-Variants (see :data:`VARIANTS`): ``before`` — Flower's defaults (SuperExec polls for tasks
-every 1 s, the ServerApp's grid pulls replies every 3 s) and a ClientApp module that imports
-the site maths at load, as a plain ``make_client_app(CondensationHandler())`` would (every one
-of the four per-round ClientApp processes per site pays for it); ``lazy`` — the shipped
-``deploy/app`` (Flower and the thin adapter only at load); ``after`` — plus 0.2 s task and
-reply polling; ``after-1round`` — the same directions in one round instead of ``--rounds``.
+Variants: ``flower`` — Flower's own executor (a fresh ``flwr-clientapp`` process per message,
+SuperNode sleeps 3 s / 0.5 s, ``FEDCONDENSE_SITE_EXECUTOR=flower``); ``warm`` — the site's warm
+executor and the paced SuperNode (:mod:`fedcondense.deploy.flower_pins`), the default.
+Defaults: 3 sites, breast cancer split IID, logistic regression + decision tree, P = 64,
+20 rounds (``--flower-rounds`` for the slow variant, default 3).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from fedcondense.deploy import consortium
 from fedcondense.deploy.consortium import LocalConsortium, split_dataset
 
-EAGER_CLIENT = '''"""Eager variant (benchmark only): the site maths is imported when the module loads."""
-from fedcondense.client.app import make_client_app
-from fedcondense.client.budget_gate import hello_info
-from fedcondense.client.site_handler import CondensationHandler
-
-app = make_client_app(CondensationHandler(), hello_info=hello_info)
-'''
+VARIANTS = {"flower": "flower", "warm": "warm"}
+"""Variant name → ``FEDCONDENSE_SITE_EXECUTOR``."""
 
 
-def _app_variant(eager: bool, root: Path) -> Path:
-    if not eager:
-        return consortium.APP_DIR
-    app = root / "app-eager"
-    shutil.copytree(consortium.APP_DIR, app, ignore=shutil.ignore_patterns("__pycache__"))
-    (app / "fedcondense_app" / "client_app.py").write_text(EAGER_CLIENT)
-    return app
-
-
-def _row(name: str, out: Path, wall: float) -> dict[str, Any]:
+def _row(name: str, out: Path, wall: float, startup: float) -> dict[str, Any]:
     run = json.loads((out / "run.json").read_text())
     rounds = [t for t in run["transport"] if t["kind"] == "round"]
     stages: dict[str, list[float]] = {}
@@ -54,65 +41,64 @@ def _row(name: str, out: Path, wall: float) -> dict[str, Any]:
         for a in t["attempts"]:
             for k, v in a["stages_s"].items():
                 stages.setdefault(k, []).append(v)
-    return {"variant": name, "rounds": len(rounds),
-            "directions": run["config"]["directions"],
-            "round_s": statistics.mean(t["wall_s"] for t in rounds),
-            "site_compute_s": statistics.mean(max(t["site_compute_s"].values()) for t in rounds),
-            "stages_s": {k: round(statistics.mean(v), 1) for k, v in stages.items()},
-            "run_s": wall, "status": run["status"]}
-
-
-VARIANTS = {
-    # name: (SuperExec task poll s, eager ClientApp imports, coordinator reply poll s, one round)
-    "before": ("1.0", True, 3.0, False),     # Flower defaults, ClientApp importing everything
-    "lazy": ("1.0", False, 3.0, False),      # + lazy ClientApp imports
-    "after": ("0.2", False, 0.2, False),     # + 0.2 s task and reply polling
-    "after-1round": ("0.2", False, 0.2, True),  # + the same directions in one round
-}
+    between = [r.get("coordinator_s") for r in run.get("rounds", [])
+               if r.get("coordinator_s") is not None]
+    if between:
+        stages["coordinator"] = between
+    walls = [t["wall_s"] for t in rounds]
+    return {"variant": name, "rounds": len(rounds), "directions": run["config"]["directions"],
+            "median_round_s": statistics.median(walls), "mean_round_s": statistics.mean(walls),
+            "max_round_s": max(walls),
+            "stages_s": {k: round(statistics.mean(v), 2) for k, v in stages.items()},
+            "handshake_s": round(run.get("handshake_seconds", float("nan")), 1),
+            "startup_s": round(startup, 1), "run_s": round(wall, 1), "status": run["status"],
+            "load": os.getloadavg()[0]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sites", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--flower-rounds", type=int, default=3,
+                    help="Rounds for the slow 'flower' variant (each costs ~45 s).")
     ap.add_argument("--directions", type=int, default=64)
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--dataset", default="breast_cancer")
+    ap.add_argument("--models", default="logistic_regression,decision_tree")
+    ap.add_argument("--variants", default="flower,warm")
     ap.add_argument("--json", type=Path, help="Also write the rows here.")
+    ap.add_argument("--work", type=Path, help="Keep the consortia (logs) here instead of a "
+                    "temporary folder.")
     args = ap.parse_args(argv)
-    names = args.variants.split(",")
     rows = []
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fc-bench-") as tmp:
-        root = Path(tmp)
-        files, schema = split_dataset("heart_disease", args.sites, root / "data")
-        for poll in sorted({VARIANTS[n][0] for n in names}, reverse=True):
-            env = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": poll}
-            with LocalConsortium(root / f"c{poll}", files, schema, env=env) as c:
+        root = args.work.resolve() if args.work else Path(tmp)
+        files, schema = split_dataset(args.dataset, args.sites, root / "data")
+        for name in args.variants.split(","):
+            t0 = time.monotonic()
+            env = {"FEDCONDENSE_SITE_EXECUTOR": VARIANTS[name]}
+            with LocalConsortium(root / f"c-{name}", files, schema, env=env) as c:
                 c.start_link()
                 c.register_sites()
                 c.start_sites(list(files))
-                for name in [n for n in names if VARIANTS[n][0] == poll]:
-                    _, eager, reply_poll, one = VARIANTS[name]
-                    out = root / f"out-{name}"
-                    cfg = {"schema-path": str(schema), "out-dir": str(out),
-                           "sites": args.sites, "rounds": 1 if one else args.rounds,
-                           "init": "random", "rows": 4, "models": "logistic_regression",
-                           "directions": args.directions * (args.rounds if one else 1),
-                           "sample-rate": 0.5, "epsilon": 1.0, "reply-poll": reply_poll}
-                    saved = consortium.APP_DIR
-                    consortium.APP_DIR = _app_variant(eager, root)
-                    try:
-                        t0 = time.monotonic()
-                        rid = c.submit(cfg)
-                        c.wait(rid, timeout=900)
-                        rows.append(_row(name, out, time.monotonic() - t0))
-                    finally:
-                        consortium.APP_DIR = saved
-                    print(json.dumps(rows[-1]), flush=True)
-    print("\n| variant | rounds × P | mean round s | site compute s | stages s | run s |")
-    print("|---|---|---|---|---|---|")
+                out = root / f"out-{name}"
+                cfg = {"schema-path": str(schema), "out-dir": str(out), "sites": args.sites,
+                       "rounds": args.flower_rounds if name == "flower" else args.rounds,
+                       "directions": args.directions, "models": args.models,
+                       "epsilon": 1.0}
+                rid = c.submit(cfg)
+                t_run = time.monotonic()
+                c.wait(rid, timeout=3600)
+                rows.append(_row(name, out, time.monotonic() - t_run, t_run - t0))
+            print(json.dumps(rows[-1]), flush=True)
+    print("\n| variant | rounds × P | median / mean / max round s | per-stage mean s | "
+          "hello s | start-up s | run s | load |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['rounds']} × {r['directions']} | {r['round_s']:.1f} | "
-              f"{r['site_compute_s']:.1f} | {r['stages_s']} | {r['run_s']:.0f} |")
+        print(f"| {r['variant']} | {r['rounds']} × {r['directions']} | "
+              f"{r['median_round_s']:.1f} / {r['mean_round_s']:.1f} / {r['max_round_s']:.1f} | "
+              f"{r['stages_s']} | {r['handshake_s']} | {r['startup_s']} | {r['run_s']:.0f} | "
+              f"{r['load']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

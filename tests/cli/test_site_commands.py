@@ -215,12 +215,24 @@ def test_start_dry_run_prints_supernode_command(site, monkeypatch, capsys):
     code, out, err = cli(monkeypatch, capsys, "site", "start", "--config",
                          str(site / "site.toml"), "--dry-run")
     assert code == 0, err
-    assert "site hospital-a: 30 rows" in out and "flower-supernode --superlink 127.0.0.1:9093" in out
+    assert "site hospital-a: 30 rows" in out
+    assert "fedcondense.deploy.flower_pins supernode --superlink 127.0.0.1:9093" in out
     for flag in ("--root-certificates", "--auth-supernode-private-key", "--node-config",
-                 "--port 19094"):
+                 "--port 19094", "--isolation process", "--superexec-auth-secret-file"):
         assert flag in out
+    assert "warm executor: " in out and "--runtime-api 127.0.0.1:19094" in out
     assert "--insecure" not in out
     assert not (site / "state" / "hospital-a.node-config.toml").exists()
+    assert not list((site / "state").glob("*.secret"))  # a dry run writes nothing
+
+
+def test_start_dry_run_with_flowers_own_executor(site, monkeypatch, capsys):
+    monkeypatch.setenv("FEDCONDENSE_SITE_EXECUTOR", "flower")
+    code, out, err = cli(monkeypatch, capsys, "site", "start", "--config",
+                         str(site / "site.toml"), "--dry-run")
+    assert code == 0, err
+    assert "flower-supernode --superlink 127.0.0.1:9093" in out
+    assert "--isolation" not in out and "warm executor" not in out
 
 
 def test_start_refuses_ledger_with_other_budget(site, monkeypatch, capsys):
