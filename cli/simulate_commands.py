@@ -62,9 +62,20 @@ def _quiet_frameworks() -> None:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
-    flwr = logging.getLogger("flwr")
-    flwr.setLevel(logging.ERROR)
-    flwr.propagate = False
+    from flwr.supercore.logger import update_console_handler
+
+    update_console_handler(level=logging.ERROR)  # Flower's INFO lines: OUT/flower.log
+    logging.getLogger("flwr").propagate = False
+
+
+def _flower_log_file(out_dir: Path) -> None:
+    """Append Flower's own log lines (INFO and up) to ``OUT/flower.log``."""
+    import logging
+
+    handler = logging.FileHandler(out_dir / "flower.log", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("flwr").addHandler(handler)
 
 
 @app.command("simulate", help="Federated condensation on one machine: K simulated sites, "
@@ -126,6 +137,8 @@ def simulate_command(
         raise FedcondenseError(f"--site-processes {site_processes}: use 1 or more.")
     inputs = [p for p in [data, schema_path, *site_data] if p is not None]
     out_dir = prepare_output_dir(out, inputs)
+    if not verbose:
+        _flower_log_file(out_dir)
     files, schema_file = _site_files(dataset, site_data, data, schema_path, sites, partition,
                                      seed or 0, out_dir / "sites")
     schema = Schema.load(schema_file)

@@ -48,7 +48,7 @@ from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 LOG = logging.getLogger("fedcondense.coordinator")
 STATE_FILE = "coordinator.json"
 CHECKPOINT_FILE = "checkpoint.npz"
-REPLY_POLL_S = 0.2
+REPLY_POLL_S = 0.1
 """Seconds between the coordinator's pulls for replies (Flower's own grid waits 3 s)."""
 
 
@@ -176,6 +176,60 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, dumps(obj))
 
 
+def route_flower_logs(out: Path) -> Path:
+    """Flower's own log lines go to ``OUT/flower.log``; its console handler keeps warnings.
+
+    The operator then sees one line per round (:func:`round_line`) instead of Flower's
+    per-stage INFO lines (``flwr log RUN`` / the SuperLink log).
+    """
+    from flwr.supercore.logger import update_console_handler
+
+    path = out / "flower.log"
+    flwr_logger = logging.getLogger("flwr")
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
+               for h in flwr_logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        flwr_logger.addHandler(handler)
+    update_console_handler(level=logging.WARNING)
+    return path
+
+
+def round_line(kind: str, index: int, total: int, eps: float | str, eps_target: float | str,
+               answered: int, asked: int, seconds: float) -> str:
+    """One progress line: ``round  12/100  ε 0.412/1  3/3 sites  4.8 s``."""
+    what = "init" if kind == "init" else f"round {index:>{len(str(total))}}/{total}"
+    spent = f"{eps:.3g}" if isinstance(eps, (int, float)) else str(eps)
+    target = f"{eps_target:g}" if isinstance(eps_target, (int, float)) else str(eps_target)
+    return f"{what}  ε {spent}/{target}  {answered}/{asked} sites  {seconds:.1f} s"
+
+
+def _progress(out: Path, line: str) -> None:
+    """Print a progress line (the ServerApp's output: ``flwr log``) and append it to
+    ``OUT/progress.log``."""
+    print(line, flush=True)
+    with open(out / "progress.log", "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def stage_medians(transport: list[dict[str, Any]]) -> dict[str, float]:
+    """Median seconds per coordinator-side stage over the optimisation rounds (``run.json``)."""
+    import statistics
+
+    stages: dict[str, list[float]] = {}
+    for t in transport:
+        if t.get("kind") != "round":
+            continue
+        for a in t.get("attempts", []):
+            for k, v in a.get("stages_s", {}).items():
+                stages.setdefault(k, []).append(float(v))
+        for k, v in (t.get("coordinator_s") or {}).items():
+            stages.setdefault(f"coordinator_{k}", []).append(float(v))
+        stages.setdefault("round", []).append(float(t["wall_s"]) + sum(
+            float(v) for v in (t.get("coordinator_s") or {}).values()))
+    return {k: statistics.median(v) for k, v in stages.items()}
+
+
 def coordinate(grid: Any, context: Any) -> None:
     """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
     from flwr.server import LegacyContext, ServerConfig
@@ -192,7 +246,12 @@ def coordinate(grid: Any, context: Any) -> None:
     s = DeploySettings.from_run_config(context.run_config)
     out = s.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    route_flower_logs(out)
     schema = Schema.load(s.schema_path)
+    if s.condense.rows <= 0:  # 0: the same default as `simulate` for this kind of table
+        from fedcondense.cli.options import resolve_rows
+
+        s = replace(s, condense=replace(s.condense, rows=resolve_rows(schema, None, None)))
     state_path, ck_path = out / STATE_FILE, out / CHECKPOINT_FILE
     if s.resume:
         if not state_path.exists():
@@ -263,6 +322,7 @@ def coordinate(grid: Any, context: Any) -> None:
         run_info.update(status=status, message=message, rounds=orch.history,
                         transport=transport_log, wall_seconds=time.perf_counter() - t_start)
         run_info["round_seconds"] = [r["wall_s"] for r in transport_log]
+        run_info["stage_seconds_median"] = stage_medians(transport_log)
         if status == "completed":
             write_release(out, orch.synthetic.decode(), privacy, run_info)  # type: ignore[union-attr]
         else:
@@ -281,7 +341,9 @@ def coordinate(grid: Any, context: Any) -> None:
                    f"with resume=true when enough sites are back.")
             finish("stopped", msg)
             raise RunStopped(msg)
+        t_build = time.perf_counter()
         base = build_message(orch, schema, run_id, transport.clipping_range, session)
+        build_s = time.perf_counter() - t_build
         attempt_base = next_attempt.get((base.kind, base.round_index), 0)
         outcome, info = run_round(tgrid, ctx, strategy, base, targets, transport, attempt_base)
         refused = {site: line for site, line in info["errors"].items() if BUDGET_MARK in line}
@@ -297,6 +359,7 @@ def coordinate(grid: Any, context: Any) -> None:
         summed = outcome.summed if outcome is not None and contributed else None
         transport_log.append({k: v for k, v in info.items() if k != "errors"}
                              | {"errors": info["errors"]})
+        t_apply = time.perf_counter()
         if base.kind == "init":
             if summed is None or not orch.apply_init(summed, sent, contributed):
                 why = "; ".join(refused.values()) or "too few sites answered"
@@ -307,16 +370,25 @@ def coordinate(grid: Any, context: Any) -> None:
             orch.apply_round(summed if summed is not None else np.zeros(config.directions),
                              sent, contributed if summed is not None else [],
                              {"wall_s": info["wall_s"], "overhead_s": info["overhead_s"]})
+        t_save = time.perf_counter()
         orch.save(ck_path, extra={"run_id": run_id, "transport": transport_log})
-        LOG.warning("run %s %s %d: %d/%d sites contributed in %.1f s", run_id, base.kind,
-                    base.round_index, len(contributed), len(targets), info["wall_s"])
+        t_line = time.perf_counter()
+        eps = orch.privacy_report()["epsilon"]
+        _progress(out, round_line(base.kind, base.round_index, config.rounds, eps,
+                                  config.epsilon if config.private else "inf",
+                                  len(contributed), len(targets),
+                                  time.perf_counter() - t_build))
+        transport_log[-1]["coordinator_s"] = {
+            "build": build_s, "apply": t_save - t_apply, "checkpoint": t_line - t_save,
+            "progress": time.perf_counter() - t_line}
         if refused:
             msg = (f"run {run_id} stopped after {base.kind} {base.round_index}: "
                    + " | ".join(refused[k] for k in sorted(refused)))
             finish("stopped", msg)
             raise RunStopped(msg)
     finish("completed")
-    LOG.warning("run %s completed: %s", run_id, out / "synthetic.csv")
+    _progress(out, f"run {run_id} completed in {time.perf_counter() - t_start:.0f} s: "
+                   f"{out / 'synthetic.csv'}")
 
 
 def summary_line(out: Path) -> str:

@@ -70,3 +70,15 @@ def test_invalid_privacy_parameters_are_refused(eps, delta, n):
 def test_delta_message_suggests_a_fix():
     with pytest.raises(PrivacyError, match=r"1/n.*--delta"):
         validate_privacy(1.0, 0.01, 500)
+
+
+def test_epsilon_spent_is_canonical_in_order_and_counts() -> None:
+    from fedcondense.protocol.accounting import epsilon_spent
+
+    init = {"type": "gaussian", "sigma": 5.0, "count": 1}
+    r = {"type": "sampled_gaussian", "q": 0.25, "sigma": 1.2, "count": 3, "run": "x"}
+    one = dict(r, count=1)
+    a = epsilon_spent([init, r, one], 1e-5)
+    assert a == epsilon_spent([dict(r, count=2), init, dict(one, count=2)], 1e-5)  # same multiset
+    assert a > epsilon_spent([init, r], 1e-5) > 0  # one round more costs more
+    assert epsilon_spent([dict(r, count=0)], 1e-5) == 0.0
