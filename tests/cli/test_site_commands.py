@@ -228,6 +228,7 @@ def test_start_dry_run_prints_supernode_command(site, monkeypatch, capsys):
 
 def test_start_dry_run_with_flowers_own_executor(site, monkeypatch, capsys):
     monkeypatch.setenv("FEDCONDENSE_SITE_EXECUTOR", "flower")
+    assert cli(monkeypatch, capsys, "site", "init", "--config", str(site / "site.toml"))[0] == 0
     code, out, err = cli(monkeypatch, capsys, "site", "start", "--config",
                          str(site / "site.toml"), "--dry-run")
     assert code == 0, err
@@ -268,5 +269,5 @@ def test_start_refuses_an_inferred_schema_unless_the_operator_allows_it(site, mo
         'allow-inferred-schema = true\n'))
     assert load_site_config(site / "site.toml").allow_inferred_schema
     code, out, err = cli(monkeypatch, capsys, "site", "start", "--config", toml, "--dry-run")
-    assert code == 0 and "flower-supernode" in out
+    assert code == 0 and "flower_pins supernode" in out
     assert err.startswith("warning: ") and "allow-inferred-schema = true" in err

@@ -49,8 +49,8 @@ def consortium(tmp_path_factory) -> dict[str, Any]:
              for site, path in files.items()]
     for n in nodes:
         Path(n["ledger-path"]).parent.mkdir(parents=True)
-        PrivacyLedger.open(n["ledger-path"], site=n["site-id"], epsilon_budget=10.0,
-                           delta_budget=1e-5)
+        PrivacyLedger.create(n["ledger-path"], site=n["site-id"], epsilon_budget=10.0,
+                             delta_budget=1e-5)
     return {"root": root, "schema": schema, "nodes": nodes}
 
 
