@@ -3,7 +3,7 @@
 Starts a :class:`~fedcondense.deploy.consortium.LocalConsortium` (TLS, node authentication,
 ``fedcondense site start`` per site) for each variant, runs the deployed app and prints one
 table row per variant from the coordinator's own ``run.json``: median and mean round time and
-the mean time of each coordinator-side stage (the four SecAgg+ exchanges, the hello, the
+the median time of each coordinator-side stage (the four SecAgg+ exchanges, the hello, the
 coordinator's own work between rounds)::
 
     python -m fedcondense.deploy.bench_round                     # both variants
@@ -30,28 +30,37 @@ from typing import Any, Sequence
 from fedcondense.deploy.consortium import LocalConsortium, split_dataset
 
 VARIANTS = {"flower": "flower", "warm": "warm"}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of every live process under this one, including the
+    children they already reaped (the ServerApp, ``flwr`` CLI calls, ClientApp processes)."""
+    from fedcondense.deploy.processes import descendants
+
+    total = os.times().children_user + os.times().children_system
+    for pid in descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
+    return total
 """Variant name → ``FEDCONDENSE_SITE_EXECUTOR``."""
 
 
-def _row(name: str, out: Path, wall: float, startup: float) -> dict[str, Any]:
+def _row(name: str, out: Path, wall: float, startup: float, cpu: float) -> dict[str, Any]:
     run = json.loads((out / "run.json").read_text())
     rounds = [t for t in run["transport"] if t["kind"] == "round"]
-    stages: dict[str, list[float]] = {}
-    for t in rounds:
-        for a in t["attempts"]:
-            for k, v in a["stages_s"].items():
-                stages.setdefault(k, []).append(v)
-    between = [r.get("coordinator_s") for r in run.get("rounds", [])
-               if r.get("coordinator_s") is not None]
-    if between:
-        stages["coordinator"] = between
-    walls = [t["wall_s"] for t in rounds]
+    medians = run.get("stage_seconds_median", {})
+    walls = [t["wall_s"] + sum((t.get("coordinator_s") or {}).values()) for t in rounds]
     return {"variant": name, "rounds": len(rounds), "directions": run["config"]["directions"],
             "median_round_s": statistics.median(walls), "mean_round_s": statistics.mean(walls),
             "max_round_s": max(walls),
-            "stages_s": {k: round(statistics.mean(v), 2) for k, v in stages.items()},
+            "stages_s": {k: round(v, 2) for k, v in medians.items() if k != "round"},
             "handshake_s": round(run.get("handshake_seconds", float("nan")), 1),
             "startup_s": round(startup, 1), "run_s": round(wall, 1), "status": run["status"],
+            "cpu_s_per_round": round(cpu / max(len(rounds), 1), 2),
             "load": os.getloadavg()[0]}
 
 
@@ -86,19 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "rounds": args.flower_rounds if name == "flower" else args.rounds,
                        "directions": args.directions, "models": args.models,
                        "epsilon": 1.0}
+                cpu0 = tree_cpu_seconds()
                 rid = c.submit(cfg)
                 t_run = time.monotonic()
-                c.wait(rid, timeout=3600)
-                rows.append(_row(name, out, time.monotonic() - t_run, t_run - t0))
+                c.wait(rid, timeout=3600, out=out)
+                rows.append(_row(name, out, time.monotonic() - t_run, t_run - t0,
+                                 tree_cpu_seconds() - cpu0))
             print(json.dumps(rows[-1]), flush=True)
-    print("\n| variant | rounds × P | median / mean / max round s | per-stage mean s | "
-          "hello s | start-up s | run s | load |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| variant | rounds × P | median / mean / max round s | per-stage median s | "
+          "hello s | start-up s | run s | CPU s / round | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['variant']} | {r['rounds']} × {r['directions']} | "
               f"{r['median_round_s']:.1f} / {r['mean_round_s']:.1f} / {r['max_round_s']:.1f} | "
               f"{r['stages_s']} | {r['handshake_s']} | {r['startup_s']} | {r['run_s']:.0f} | "
-              f"{r['load']:.1f} |")
+              f"{r['cpu_s_per_round']} | {r['load']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

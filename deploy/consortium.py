@@ -173,8 +173,37 @@ class LocalConsortium:
         return flwr_cli.submit_run(self.home, APP_DIR, CONNECTION, run_config=run_config,
                                    timeout=timeout)
 
-    def wait(self, run_id: int, timeout: float) -> str:
-        return flwr_cli.wait_for_run(self.home, CONNECTION, run_id, timeout=timeout, poll=2.0)
+    def wait(self, run_id: int, timeout: float, out: Path | None = None,
+             echo: bool = False, status_every: float = 30.0) -> str:
+        """Wait until run ``run_id`` is finished; return its final Flower status.
+
+        With ``out`` (the run's out-dir) the wait watches the coordinator's files and asks
+        Flower (``flwr ls``: a CLI process costing ~1-2 s of CPU) only when ``run.json``
+        appears or every ``status_every`` seconds, so timing a run does not tax it; with
+        ``echo`` each new line of ``out/progress.log`` is printed.
+        """
+        if out is None:
+            return flwr_cli.wait_for_run(self.home, CONNECTION, run_id, timeout=timeout,
+                                         poll=2.0)
+        deadline = time.monotonic() + timeout
+        shown, next_status = 0, time.monotonic() + status_every
+        while True:
+            progress = out / "progress.log"
+            if echo and progress.exists():
+                lines = progress.read_text(encoding="utf-8").splitlines()
+                for line in lines[shown:]:
+                    print(line, flush=True)
+                shown = max(shown, len(lines))
+            if (out / "run.json").exists() and status_every > 2.0:
+                status_every, next_status = 2.0, time.monotonic()  # the run is ending
+            if time.monotonic() >= next_status:
+                status = flwr_cli.run_status(self.home, CONNECTION, run_id)
+                if status.startswith("finished"):
+                    return status
+                next_status = time.monotonic() + status_every
+            if time.monotonic() > deadline:
+                raise FedcondenseError(f"run {run_id} not finished after {timeout:g} s.")
+            time.sleep(0.5)
 
     # ---------------------------------------------------------------- lifecycle
     def stop(self) -> None:
@@ -256,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "rounds": args.rounds, "directions": args.directions,
                            "rows": args.rows, "models": args.models, "stage-timeout": 60.0})
         t_run = time.monotonic()
-        status = c.wait(run_id, args.timeout)
+        status = c.wait(run_id, args.timeout, out=out, echo=True)
         print(f"flwr run {run_id}: {status} in {time.monotonic() - t_run:.1f} s", flush=True)
     from fedcondense.server.deployed_run import summary_line
 

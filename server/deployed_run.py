@@ -328,6 +328,7 @@ def coordinate(grid: Any, context: Any) -> None:
         else:
             _write_json(out / "privacy.json", privacy)
             _write_json(out / "run.json", run_info)
+            _progress(out, f"run {run_id} {status}: {message}")
 
     lost: set[str] = set()  # sites that stopped answering (timeouts) in this session
     while not orch.finished():
