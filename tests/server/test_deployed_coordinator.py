@@ -21,7 +21,7 @@ from flwr.app import Message
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
 from fedcondense.client.site_app import site_client_app
-from fedcondense.deploy.consortium import APP_DIR, split_dataset
+from fedcondense.deploy.consortium import APP_DIR, declared_capacity, split_dataset
 from fedcondense.protocol.ledger import PrivacyLedger
 from fedcondense.server.deployed_run import coordinate
 from fedcondense.simulations.local_grid import LocalGrid
@@ -45,7 +45,9 @@ def consortium(tmp_path_factory) -> dict[str, Any]:
     files, schema = split_dataset("heart_disease", 3, root / "data")
     nodes = [{"site-id": site, "data-path": str(path), "schema-path": str(schema),
               "ledger-path": str(root / site / "ledger.json"), "budget-epsilon": 10.0,
-              "budget-delta": 1e-5, "round-log": str(root / site / "rounds.log")}
+              "budget-delta": 1e-5, "round-log": str(root / site / "rounds.log"),
+              "capacity": declared_capacity(path), "trust-aggregator": "true",
+              "min-contributors": 2}
              for site, path in files.items()]
     for n in nodes:
         Path(n["ledger-path"]).parent.mkdir(parents=True)
