@@ -267,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     executor = WarmExecutor(args.runtime_api, args.secret_file.read_bytes())
-    executor.app()  # build the app (and its imports) before the first task arrives
+    executor.app()  # build the app and import the site maths before the first task arrives
+    import fedcondense.client.budget_gate  # noqa: F401
+    import fedcondense.client.site_handler  # noqa: F401
     try:
         executor.serve(stop)
     except PermissionError as exc:

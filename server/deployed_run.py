@@ -44,6 +44,8 @@ from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_budget import BUDGET_MARK, DeclaredPlan
 from fedcondense.protocol.synthetic_set import free_dim
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
+from fedcondense.server.run_progress import (progress, round_line, route_flower_logs,
+                                              stage_medians)
 
 LOG = logging.getLogger("fedcondense.coordinator")
 STATE_FILE = "coordinator.json"
@@ -176,60 +178,6 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, dumps(obj))
 
 
-def route_flower_logs(out: Path) -> Path:
-    """Flower's own log lines go to ``OUT/flower.log``; its console handler keeps warnings.
-
-    The operator then sees one line per round (:func:`round_line`) instead of Flower's
-    per-stage INFO lines (``flwr log RUN`` / the SuperLink log).
-    """
-    from flwr.supercore.logger import update_console_handler
-
-    path = out / "flower.log"
-    flwr_logger = logging.getLogger("flwr")
-    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
-               for h in flwr_logger.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        flwr_logger.addHandler(handler)
-    update_console_handler(level=logging.WARNING)
-    return path
-
-
-def round_line(kind: str, index: int, total: int, eps: float | str, eps_target: float | str,
-               answered: int, asked: int, seconds: float) -> str:
-    """One progress line: ``round  12/100  ε 0.412/1  3/3 sites  4.8 s``."""
-    what = "init" if kind == "init" else f"round {index:>{len(str(total))}}/{total}"
-    spent = f"{eps:.3g}" if isinstance(eps, (int, float)) else str(eps)
-    target = f"{eps_target:g}" if isinstance(eps_target, (int, float)) else str(eps_target)
-    return f"{what}  ε {spent}/{target}  {answered}/{asked} sites  {seconds:.1f} s"
-
-
-def _progress(out: Path, line: str) -> None:
-    """Print a progress line (the ServerApp's output: ``flwr log``) and append it to
-    ``OUT/progress.log``."""
-    print(line, flush=True)
-    with open(out / "progress.log", "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-
-
-def stage_medians(transport: list[dict[str, Any]]) -> dict[str, float]:
-    """Median seconds per coordinator-side stage over the optimisation rounds (``run.json``)."""
-    import statistics
-
-    stages: dict[str, list[float]] = {}
-    for t in transport:
-        if t.get("kind") != "round":
-            continue
-        for a in t.get("attempts", []):
-            for k, v in a.get("stages_s", {}).items():
-                stages.setdefault(k, []).append(float(v))
-        for k, v in (t.get("coordinator_s") or {}).items():
-            stages.setdefault(f"coordinator_{k}", []).append(float(v))
-        stages.setdefault("round", []).append(float(t["wall_s"]) + sum(
-            float(v) for v in (t.get("coordinator_s") or {}).values()))
-    return {k: statistics.median(v) for k, v in stages.items()}
-
-
 def coordinate(grid: Any, context: Any) -> None:
     """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
     from flwr.server import LegacyContext, ServerConfig
@@ -328,7 +276,7 @@ def coordinate(grid: Any, context: Any) -> None:
         else:
             _write_json(out / "privacy.json", privacy)
             _write_json(out / "run.json", run_info)
-            _progress(out, f"run {run_id} {status}: {message}")
+            progress(out, f"run {run_id} {status}: {message}")
 
     lost: set[str] = set()  # sites that stopped answering (timeouts) in this session
     while not orch.finished():
@@ -375,7 +323,7 @@ def coordinate(grid: Any, context: Any) -> None:
         orch.save(ck_path, extra={"run_id": run_id, "transport": transport_log})
         t_line = time.perf_counter()
         eps = orch.privacy_report()["epsilon"]
-        _progress(out, round_line(base.kind, base.round_index, config.rounds, eps,
+        progress(out, round_line(base.kind, base.round_index, config.rounds, eps,
                                   config.epsilon if config.private else "inf",
                                   len(contributed), len(targets),
                                   time.perf_counter() - t_build))
@@ -388,7 +336,7 @@ def coordinate(grid: Any, context: Any) -> None:
             finish("stopped", msg)
             raise RunStopped(msg)
     finish("completed")
-    _progress(out, f"run {run_id} completed in {time.perf_counter() - t_start:.0f} s: "
+    progress(out, f"run {run_id} completed in {time.perf_counter() - t_start:.0f} s: "
                    f"{out / 'synthetic.csv'}")
 
 

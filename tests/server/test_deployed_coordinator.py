@@ -81,7 +81,10 @@ def test_dropout_crash_and_resume_in_process(consortium) -> None:
         coordinate(grid, ctx)
     out = consortium["root"] / "out"
     assert not (out / "synthetic.csv").exists() and (out / "checkpoint.npz").exists()
-    assert (out / "progress.log").read_text().count("\n") == 3  # init, rounds 1 and 2
+    lines = (out / "progress.log").read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("init  ε ")  # init, rounds 1 and 2
+    assert lines[2].startswith("round 2/3  ε ") and lines[2].endswith(" s")
+    assert " 2/3 sites " in lines[2] and " 3/3 sites " in lines[1]  # site-3 dropped
 
     grid2 = LocalGrid(site_client_app(), consortium["nodes"], run_id=502)
     ctx2 = grid2.server_context()
