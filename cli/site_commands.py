@@ -337,7 +337,7 @@ def site_start(
                 if m:
                     typer.echo(f"connected to {cfg.coordinator} as node {m.group(1)}")
                     announced = True
-            time.sleep(0.5)
+            time.sleep(1.0)
         typer.echo("stopping SuperNode")
     finally:
         daemon.stop()

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 LOG = logging.getLogger("fedcondense.site.executor")
-TASK_POLL_S = 0.05
+TASK_POLL_S = 0.1
 """Seconds between ``AcquireTask`` calls while the SuperNode has no task."""
 PULL_BACKOFF_S = 0.05
 """First retry delay for message contents the SuperNode has not stored yet (Flower: 1 s)."""
