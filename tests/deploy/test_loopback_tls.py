@@ -9,7 +9,6 @@ every process is stopped on any exit. Deselect with ``-m "not slow"``.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 import time
@@ -149,8 +148,6 @@ def test_registered_site_runs_unregistered_key_refused(tmp_path):
         flwr_cli.write_connection(home, "consortium", address, keys.ca.cert)
         flwr_cli.register_supernode(home, "consortium", keys.sites["hospital-a"].public_key,
                                     name="hospital-a")
-        subprocess.run([sys.executable, "-m", "fedcondense.cli.main", "site", "init",
-                        "--config", str(site_toml)], check=True, capture_output=True)
         # The throwaway app is not fedcondense's, which a warm site refuses to run: this site
         # uses Flower's own executor (a ClientApp process per message).
         site = ManagedProcess("site start", [sys.executable, "-m", "fedcondense.cli.main",
