@@ -186,12 +186,19 @@ def simulate_command(
                 / row["time_split_s"]["wall_s"])
     privacy["secure_aggregation"] = secure
     write_release(out_dir, orch.synthetic.decode(), privacy, run)  # type: ignore[union-attr]
-    if not quiet:
+    if verbose:
         from rich.console import Console
 
         Console(stderr=True, width=100).print(split_table(
             orch.history, f"round time split ({len(files)} sites, {site_processes} site "
             f"process{'es' if site_processes > 1 else ''}, {engine} engine)"))
+    elif not quiet:
+        import statistics
+
+        walls = [r["time_split_s"]["wall_s"] for r in orch.history if r.get("time_split_s")]
+        if walls:
+            typer.echo(f"rounds: median {statistics.median(walls):.2f} s (time split: "
+                       f"--verbose); Flower's log: {out_dir / 'flower.log'}", err=True)
     typer.echo(f"wrote {out_dir / 'synthetic.csv'} ({len(files)} sites, "
                f"{'SecAgg+' if secure else 'plain sums'}, {noise} noise) in {wall:.1f} s")
     for line in privacy["warnings"]:
