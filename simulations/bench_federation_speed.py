@@ -12,7 +12,8 @@ For each case — logistic regression + decision tree on ``heart_disease``, Cox 
   answer at once (:class:`~fedcondense.simulations.federated_run.DemoHandler`): what Flower and
   SecAgg+ cost per round with nothing to compute.
 
-Per round (median over the rounds after the first): ``fit`` (the shared fit: condense's, and
+Per round (median over the rounds after the first; then the median over ``--repeats``
+interleaved condense/simulate pairs): ``fit`` (the shared fit: condense's, and
 in the simulation the one site whose process fitted), ``predict`` (summed over the sites: each
 predicts on its own records, together the pooled table), ``framework`` (wall − site compute:
 in ``condense`` the update step and the loop; in ``simulate`` Flower, Ray and SecAgg+) and
@@ -115,8 +116,13 @@ def run_floor(n_sites: int, dim: int, rounds: int, engine: str) -> float:
     walls = [float(r["wall_s"]) for r in report.rounds]
     return float(statistics.median(walls[1:] or walls))
 
+def _median_of(runs: Sequence[Mapping[str, Any]], which: str) -> dict[str, float]:
+    """Per-key median over repeated runs of their per-round medians."""
+    return {k: float(statistics.median(r[which][k] for r in runs)) for k in KEYS}
+
+
 def _load() -> str:
-    return "{:.1f}/{:.1f}".format(*os.getloadavg()[:2])
+    return f"{os.getloadavg()[0]:.1f}"
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -125,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--directions", type=int, default=64)
     ap.add_argument("--sites", type=int, default=3)
     ap.add_argument("--engine", default="ray", choices=("ray", "local"))
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved condense/simulate pairs per case (medians over them)")
     ap.add_argument("--out", type=Path, default=None, help="folder for bench_federation_speed.json")
     args = ap.parse_args(argv)
 
@@ -156,16 +164,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan = plan_compute(case.models, config.backend)
             plan.apply()
             files = site_files(case, work, args.sites)
-            load_c = _load()
-            cen = run_condense(case, work, config)
-            load_s = _load()
-            sim = run_simulate(case, work, config, files, args.engine, plan)
+            runs = []
+            for _ in range(args.repeats):  # interleaved: both see the same load
+                load_c = _load()
+                cen = run_condense(case, work, config)
+                load_s = _load()
+                sim = run_simulate(case, work, config, files, args.engine, plan)
+                runs.append({"condense": cen, "simulate": sim,
+                             "load": {"condense": load_c, "simulate": load_s}})
             results.append({"case": case.label, "dataset": case.dataset,
-                            "compute": plan.as_dict(), "condense": cen, "simulate": sim,
-                            "floor_s": floor, "load": {"condense": load_c, "simulate": load_s,
-                                                       "after": _load()}})
-    table = Table(title=f"per-round medians, seconds ({args.rounds} rounds, P = "
-                  f"{args.directions}, {args.sites} sites, SecAgg+, {args.engine} engine)")
+                            "compute": plan.as_dict(), "floor_s": floor, "runs": runs,
+                            "condense": _median_of(runs, "condense"),
+                            "simulate": _median_of(runs, "simulate"),
+                            "load": {w: " ".join(r["load"][w] for r in runs)
+                                     for w in ("condense", "simulate")}})
+    table = Table(title=f"per-round medians, seconds ({args.rounds} rounds × {args.repeats} "
+                  f"runs, P = {args.directions}, {args.sites} sites, SecAgg+, {args.engine} engine)")
     for col in ("case", "run", "fit", "predict", "framework", "wall", "load", "check"):
         table.add_column(col, justify="left" if col in ("case", "run", "check") else "right")
     for r in results:
