@@ -265,6 +265,7 @@ def condense(
         result.function_evaluations += 2 * config.directions * len(families)
         row = {"round": t + 1, "seconds": time.perf_counter() - r0,
                "grad_norm": float(np.linalg.norm(grad)), "fit_s": fits.fit_seconds,
+               "fit_cpu_s": fits.fit_cpu_seconds,
                "predict_s": upd.timings["predict"], "privacy_s": upd.timings["privacy"]}
         result.history.append(row)
         if progress is not None:

@@ -82,15 +82,19 @@ def answer_round(records: Records, synthetic: SyntheticSet, families: dict[str, 
                  config: RoundConfig, sample_rate: float, noise_std: float,
                  rng: np.random.Generator, cache: FitCache | None = None) -> tuple[np.ndarray, dict[str, float]]:
     """A site's round answer (the P-vector) and its timings (``fit`` is the time this call
-    spent fitting: ~0 when ``cache`` already held the round's fits)."""
+    spent fitting: ~0 when ``cache`` already held the round's fits; ``fit_cpu`` its CPU time,
+    0 then). Timings stay at the site."""
     t0 = time.perf_counter()
+    misses = cache.misses if cache is not None else 0
     if cache is not None:
         fits = cache.get(synthetic, families, config)
     else:
         fits = fit_round(synthetic, families, config)
     fit_s = time.perf_counter() - t0
+    fitted = cache is None or cache.misses > misses
     upd = site_update(records, fits, sample_rate, noise_std, rng)
-    return upd.vector, {"fit": fit_s, **upd.timings}
+    return upd.vector, {"fit": fit_s, "fit_cpu": fits.fit_cpu_seconds if fitted else 0.0,
+                        **upd.timings}
 
 
 @dataclass

@@ -17,7 +17,9 @@ interleaved condense/simulate pairs): ``fit`` (the shared fit: condense's, and
 in the simulation the one site whose process fitted), ``predict`` (summed over the sites: each
 predicts on its own records, together the pooled table), ``framework`` (wall − site compute:
 in ``condense`` the update step and the loop; in ``simulate`` Flower, Ray and SecAgg+) and
-``wall``. The acceptance of issue 17: simulated fit within 1.3× of condense's, simulated wall
+``wall``; ``fit CPU`` is the fitting thread's CPU time, the fair figure when the machine is
+busy (wall-clock fits swing 3× from run to run at load 5–10 on 2 cores). The acceptance of
+issue 17: simulated fit within 1.3× of condense's (checked on CPU time), simulated wall
 within 1.3× of (condense wall + floor). The load average is printed next to each run (the
 numbers mean little on a machine that is busy with something else).
 
@@ -46,7 +48,7 @@ import numpy as np  # noqa: E402
 
 from fedcondense.protocol.condenser import CondenseConfig  # noqa: E402
 
-KEYS = ("fit_s", "predict_s", "framework_s", "wall_s")
+KEYS = ("fit_s", "fit_cpu_s", "predict_s", "framework_s", "wall_s")
 
 @dataclass(frozen=True)
 class Case:
@@ -180,21 +182,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      for w in ("condense", "simulate")}})
     table = Table(title=f"per-round medians, seconds ({args.rounds} rounds × {args.repeats} "
                   f"runs, P = {args.directions}, {args.sites} sites, SecAgg+, {args.engine} engine)")
-    for col in ("case", "run", "fit", "predict", "framework", "wall", "load", "check"):
+    for col in ("case", "run", "fit", "fit CPU", "predict", "framework", "wall", "load", "check"):
         table.add_column(col, justify="left" if col in ("case", "run", "check") else "right")
     for r in results:
         cen, sim = r["condense"], r["simulate"]
         fit_ratio = sim["fit_s"] / max(cen["fit_s"], 1e-9)
+        cpu_ratio = sim["fit_cpu_s"] / max(cen["fit_cpu_s"], 1e-9)
         budget = 1.3 * (cen["wall_s"] + r["floor_s"])
         table.add_row(r["case"], "condense", *(f"{cen[k]:.3f}" for k in KEYS),
                       r["load"]["condense"], f"threads {r['compute']['threads']}, "
                       f"{r['compute']['device']}")
         table.add_row("", "simulate", *(f"{sim[k]:.3f}" for k in KEYS), r["load"]["simulate"],
-                      f"fit ×{fit_ratio:.2f} {'≤' if fit_ratio <= 1.3 else '>'} 1.3; wall "
+                      f"fit ×{fit_ratio:.2f} (CPU ×{cpu_ratio:.2f}) "
+                      f"CPU {'≤' if cpu_ratio <= 1.3 else '>'} 1.3; wall "
                       f"{'≤' if sim['wall_s'] <= budget else '>'} 1.3×(condense+floor)"
                       f" = {budget:.3f}")
-        r.update(fit_ratio=fit_ratio, wall_budget_s=budget,
-                 fit_ok=fit_ratio <= 1.3, wall_ok=sim["wall_s"] <= budget)
+        r.update(fit_ratio=fit_ratio, fit_cpu_ratio=cpu_ratio, wall_budget_s=budget,
+                 fit_ok=cpu_ratio <= 1.3, wall_ok=sim["wall_s"] <= budget)
     console.print(table)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ deployed site keeps its split to itself.
 
 * ``fit_s``, ``predict_s``, ``privacy_s`` — summed over the round's sites (compute seconds; a
   site whose process already held the round's public fits spends ~0 on ``fit``);
+  ``fit_cpu_s`` — the CPU time of the fitting thread(s) (the fair figure on a busy machine);
 * ``site_s`` — the compute on the round's critical path: the sum over sites when they run in
   turn in one process (the default, which shares the fits), else the slowest site's total;
 * ``framework_s = wall_s − site_s`` — Flower, Ray, SecAgg+ masking and unmasking, messages;
@@ -62,6 +63,7 @@ class TimedSiteHandler(CondensationHandler):
                     "attempt": int(message.attempt), "pid": os.getpid(),
                     "fitted": site_handler._CACHE.misses - fitted_before,
                     "threads": current_threads(),
+                    "fit_cpu": float(timings.get("fit_cpu", 0.0)),
                     **{k: float(timings.get(k, 0.0)) for k in PARTS}}
             path = Path(self.timing_dir) / f"site-timings-{os.getpid()}.jsonl"
             with open(path, "a", encoding="utf-8") as fh:
@@ -82,12 +84,14 @@ def read_site_timings(timing_dir: str | Path) -> dict[int, dict[str, dict[str, f
             if prev is None or rec["attempt"] >= prev["attempt"]:
                 sites[rec["site"]] = {k: rec[k] for k in (*PARTS, "fitted", "attempt", "pid")}
                 sites[rec["site"]]["threads"] = int(rec.get("threads", 0))
+                sites[rec["site"]]["fit_cpu"] = float(rec.get("fit_cpu", 0.0))
     return out
 
 
 def round_split(wall_s: float, sites: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """The split of one round from its wall time and its sites' timings (see module doc)."""
     split = {f"{k}_s": float(sum(s[k] for s in sites.values())) for k in PARTS}
+    split["fit_cpu_s"] = float(sum(s.get("fit_cpu", 0.0) for s in sites.values()))
     totals = [sum(s[k] for k in PARTS) for s in sites.values()]
     sequential = len({s.get("pid") for s in sites.values()}) <= 1
     site_s = float(sum(totals) if sequential else max(totals, default=0.0))
@@ -139,7 +143,9 @@ def central_split(totals: Mapping[str, float], history: Sequence[dict[str, Any]]
     for row in history:
         if "fit_s" in row:
             site = row["fit_s"] + row["predict_s"] + row["privacy_s"]
-            row["time_split_s"] = {"fit_s": row["fit_s"], "predict_s": row["predict_s"],
+            row["time_split_s"] = {"fit_s": row["fit_s"],
+                                   "fit_cpu_s": row.get("fit_cpu_s", 0.0),
+                                   "predict_s": row["predict_s"],
                                    "privacy_s": row["privacy_s"], "site_s": site,
                                    "framework_s": max(0.0, row["seconds"] - site),
                                    "wall_s": row["seconds"]}
