@@ -133,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--directions", type=int, default=64)
     ap.add_argument("--sites", type=int, default=3)
     ap.add_argument("--engine", default="ray", choices=("ray", "local"))
+    ap.add_argument("--epsilon", type=float, default=1.0)
+    ap.add_argument("--sample-rate", type=float, default=0.25,
+                    help="with --epsilon inf and 1.0 both runs follow the same synthetic sets")
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved condense/simulate pairs per case (medians over them)")
     ap.add_argument("--out", type=Path, default=None, help="folder for bench_federation_speed.json")
@@ -162,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             schema = Schema.load(work / f"{case.dataset}.schema.json")
             config = CondenseConfig(rows=40 if schema.is_survival else 10, models=case.models,
-                                    rounds=args.rounds, directions=args.directions, seed=0)
+                                    rounds=args.rounds, directions=args.directions, seed=0,
+                                    epsilon=args.epsilon, sample_rate=args.sample_rate)
             plan = plan_compute(case.models, config.backend)
             plan.apply()
             files = site_files(case, work, args.sites)
