@@ -28,7 +28,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 @app.command("benchmark", help="Benchmark condensation against the full data, random real "
              "subsets and DP synthetic-data generators (built-in dp_gaussian; MST and AIM from "
-             "smartnoise-synth when installed) over datasets × ε × condensing families × seeds. "
+             "smartnoise-synth when installed, here or in the .venv-baselines/ that "
+             "bash deploy/bootstrap.sh --extras baselines makes) over datasets × ε × condensing families × seeds. "
              "Every release is also audited (membership-inference AUCs, copies, utility by "
              "the schema's subgroup columns). Results are "
              "appended to OUT/results.csv as they come, so an interrupted run resumes; "
@@ -55,7 +56,8 @@ def benchmark_command(
     baselines_python: str = typer.Option("", "--baselines-python", help="Python interpreter "
                                          "of a separate environment with smartnoise-synth and "
                                          "fedcondense, used for MST/AIM when they are not "
-                                         "installed here."),
+                                         "installed here (default: the repo's "
+                                         ".venv-baselines/bin/python when it exists)."),
     report_only: bool = typer.Option(False, "--report-only", help="Only (re)write the report "
                                      "and plots from OUT/results.csv."),
 ) -> None:
@@ -63,6 +65,7 @@ def benchmark_command(
 
     from fedcondense.cli.progress import job_progress
     from fedcondense.protocol.families import families_for_task
+    from fedcondense.simulations.baselines import find_baselines_python
     from fedcondense.simulations.benchmark_grid import FULL, QUICK
     from fedcondense.simulations.benchmark_report import write_report
     from fedcondense.simulations.benchmark_runner import add_seconds, plan_run, run_jobs, write_meta
@@ -103,7 +106,7 @@ def benchmark_command(
         spec = replace(spec, name=f"{spec.name}, modified")
     if any(math.isnan(e) for e in spec.epsilons):
         raise FedcondenseError("--epsilons: nan is not a privacy level.")
-    python = baselines_python or None
+    python = find_baselines_python(baselines_python or None)
     plan = plan_run(spec, out, python)  # validates the grid before anything is written
     out.mkdir(parents=True, exist_ok=True)
     write_meta(spec, out, plan, python)

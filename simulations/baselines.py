@@ -12,15 +12,19 @@
     smartnoise-synth's MST and AIM (``pip install '.[baselines]'``) on a public discretisation
     of the table (:mod:`fedcondense.simulations.marginal_baselines`), either in this process or
     with another interpreter that has them (``baselines_python``, e.g. a separate venv, since
-    smartnoise-synth pins old opacus/jax). When neither has them :func:`available_baselines`
-    says so and the benchmark report notes it.
+    smartnoise-synth pins old opacus/jax). ``bash deploy/bootstrap.sh --extras baselines``
+    makes that venv in ``.venv-baselines/`` at the repo root, and
+    :func:`find_baselines_python` finds it when no interpreter is given. When neither has them
+    :func:`available_baselines` says so and the benchmark report notes it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +37,32 @@ from fedcondense.protocol.site_update import Records
 from fedcondense.protocol.synthetic_set import SyntheticSet
 
 
+BASELINES_VENV = ".venv-baselines"
+"""Folder at the repo root where ``deploy/bootstrap.sh --extras baselines`` puts MST/AIM."""
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_baselines_python(explicit: str | None = None, root: Path = REPO_ROOT) -> str | None:
+    """The interpreter to run MST/AIM with: ``explicit`` if given, else the bootstrap's venv.
+
+    Parameters
+    ----------
+    explicit
+        An interpreter the user named (``--baselines-python``); it always wins.
+    root
+        Repository root holding ``.venv-baselines/`` (default: this checkout's).
+
+    Returns
+    -------
+    str or None
+        The interpreter's path, or ``None`` when none was given and the venv does not exist.
+    """
+    if explicit:
+        return explicit
+    python = root / BASELINES_VENV / "bin" / "python"
+    return str(python) if python.is_file() and os.access(python, os.X_OK) else None
+
+
 def available_baselines(baselines_python: str | None = None) -> dict[str, str]:
     """Baseline name → "available" (or "available via PYTHON") or why not."""
     if importlib.util.find_spec("snsynth") is not None:
@@ -40,9 +70,11 @@ def available_baselines(baselines_python: str | None = None) -> dict[str, str]:
     elif baselines_python and _has_snsynth(baselines_python):
         note = f"available via {baselines_python}"
     elif baselines_python:
-        note = f"not installed in {baselines_python} (pip install '.[baselines]' there)"
+        note = (f"not installed in {baselines_python} (bash deploy/bootstrap.sh --extras "
+                "baselines, or pip install smartnoise-synth there)")
     else:
-        note = "not installed (pip install '.[baselines]', or --baselines-python PYTHON)"
+        note = ("not installed (bash deploy/bootstrap.sh --extras baselines, or "
+                "--baselines-python PYTHON)")
     return {"dp_gaussian": "available", "mst": note, "aim": note}
 
 
@@ -64,8 +96,8 @@ def marginal_baseline(method: str, frame: pd.DataFrame, schema: Schema, n_rows: 
     if importlib.util.find_spec("snsynth") is not None:
         return mb.fit_sample(method, frame, schema, n_rows, epsilon, delta, seed)
     if python is None:
-        raise FedcondenseError(f"{method}: smartnoise-synth is not installed; pip install "
-                               "'.[baselines]' or pass --baselines-python.")
+        raise FedcondenseError(f"{method}: smartnoise-synth is not installed; run bash "
+                               "deploy/bootstrap.sh --extras baselines or pass --baselines-python.")
     return mb.run_in_subprocess(python, method, frame, schema, n_rows, epsilon, delta, seed)
 
 
