@@ -66,7 +66,6 @@ def test_seeded_noise_only_where_the_sites_own_simulation_config_allows_it(setup
     b = CondensationHandler()(_seeded(msg), sim)
     np.testing.assert_array_equal(a, b)  # reproducible study
     # Unseeded answers differ: the coordinator cannot regenerate the site's noise.
-    c = CondensationHandler()(msg, cfg)
-    d = CondensationHandler()(msg, cfg)
-    assert not np.allclose(c, d)
-    assert np.std(c - d) > 0.5 * np.sqrt(2) * msg.noise_std
+    diffs = np.concatenate([CondensationHandler()(msg, cfg) - CondensationHandler()(msg, cfg)
+                            for _ in range(6)])  # 48 coordinates: no luck involved
+    assert np.std(diffs) > 0.5 * np.sqrt(2) * msg.noise_std
