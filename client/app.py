@@ -44,6 +44,7 @@ from flwr.clientapp.typing import Mod
 from flwr.compat.common.recorddict_compat import fitres_to_recorddict, recorddict_to_fitins
 
 from fedcondense.protocol.errors import FedcondenseError
+from fedcondense.protocol.site_policy import truthy
 from fedcondense.protocol.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
     check_schema, check_version, make_reply,
@@ -97,10 +98,6 @@ def own_schema_hash(cfg: Mapping[str, Any]) -> str:
 
         _SCHEMA_HASHES[key] = Schema.load(key).hash()
     return _SCHEMA_HASHES[key]
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _safe_line(site: str, round_index: int | str, exc: BaseException) -> str:
@@ -225,7 +222,7 @@ def make_client_app(handler: SiteHandler, *,
                 )
             if via_secagg:
                 _check_secagg_setup(context, message)
-            elif not _truthy(cfg.get("allow-plaintext", "false")):
+            elif not truthy(cfg.get("allow-plaintext", "false")):
                 raise ProtocolError(
                     "plaintext aggregation requested but this site only answers through "
                     "secure aggregation (set allow-plaintext='true' to permit it)."
@@ -233,7 +230,7 @@ def make_client_app(handler: SiteHandler, *,
             t0 = time.perf_counter()
             vector = handler(message, cfg)
             elapsed = time.perf_counter() - t0
-            if not _truthy(cfg.get("report-timing", "false")):
+            if not truthy(cfg.get("report-timing", "false")):
                 elapsed = -1.0  # "not reported"
             reply = make_reply(message, vector, site, elapsed)
         except Exception as exc:  # noqa: BLE001 - everything is logged, then sanitised

@@ -32,7 +32,7 @@ from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families import create_family, families_for_task
 from fedcondense.protocol.families.base import ModelFamily
 from fedcondense.protocol.initialisation import (
-    build_synthetic_set, noisy_group_sums, sensitivity, statistics_from_sums,
+    build_synthetic_set, noisy_group_sums, public_count, sensitivity, statistics_from_sums,
 )
 from fedcondense.protocol.optimizer import Adam
 from fedcondense.protocol.schema import Schema
@@ -322,7 +322,7 @@ def initial_state(records: Records, schema: Schema, config: CondenseConfig,
         noise_std = init_noise_std(plan, schema)
         sums = init_group_sums(records, schema, noise_std, rng)
         stats = statistics_from_sums(sums, noise_std)
-    count = None if stats is None else max(1.0, float(np.sum(stats.counts)))
+    count = None if stats is None else public_count(stats)
     return build_synthetic_set(schema, config.rows, public_init_rng(run_seed), stats,
                                config.init_spread), count
 

@@ -83,6 +83,12 @@ def noisy_group_sums(
     return sums
 
 
+def public_count(stats: GroupStatistics) -> float:
+    """The DP initialisation's noisy total record count (at least 1): post-processing of an
+    accounted release, so the update can be normalised without the exact count."""
+    return max(1.0, float(np.sum(stats.counts)))
+
+
 def statistics_from_sums(sums: np.ndarray, noise_std: float = 0.0,
                          min_count: float = 1.0) -> GroupStatistics:
     """Group counts and means from (noisy) group sums, with the group means shrunk.

@@ -40,7 +40,8 @@ class PolicyRefusal(PrivacyError):
     """The site refuses a request that tries to steer its randomness or trust."""
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
+    """A node-config flag: "1", "true", "yes" or "on" (any case) is true."""
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -70,14 +71,14 @@ class SitePolicy:
     @classmethod
     def from_node_config(cls, cfg: Mapping[str, Any]) -> "SitePolicy":
         """Parse the node config keys; a malformed value is an error, never a default."""
-        trust = _truthy(cfg.get("trust-aggregator", "false"))
+        trust = truthy(cfg.get("trust-aggregator", "false"))
         raw = cfg.get("min-contributors", 0)
         try:
             minimum = int(raw)
         except (TypeError, ValueError):
             raise PrivacyError(f"node config min-contributors={raw!r} is not an integer; "
                                f"set it to the least number of sites (≥ 2).") from None
-        return cls(trust, minimum, _truthy(cfg.get("allow-seeded-noise", "false")))
+        return cls(trust, minimum, truthy(cfg.get("allow-seeded-noise", "false")))
 
     @property
     def assumption(self) -> str:

@@ -36,7 +36,9 @@ from fedcondense.protocol.condenser import (
 )
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.federation import NoiseMode, SiteAccount, site_noise_std
-from fedcondense.protocol.initialisation import build_synthetic_set, statistics_from_sums
+from fedcondense.protocol.initialisation import (
+    build_synthetic_set, public_count, statistics_from_sums,
+)
 from fedcondense.protocol.optimizer import Adam
 from fedcondense.protocol.privacy_claims import release_claims
 from fedcondense.protocol.schema import Schema
@@ -138,7 +140,7 @@ class Orchestrator:
     def _build(self, sums: np.ndarray | None, noise_std: float = 0.0) -> None:
         stats = None if sums is None else statistics_from_sums(sums, noise_std)
         if stats is not None:  # post-processing of the DP initialisation: no extra ε
-            self.public_count = max(1.0, float(np.sum(stats.counts)))
+            self.public_count = public_count(stats)
         self.synthetic = build_synthetic_set(self.schema, self.config.rows,
                                              public_init_rng(self.run_seed), stats,
                                              self.config.init_spread)
