@@ -30,6 +30,7 @@ from flwr.serverapp.grid import Grid
 from flwr.supercore.run import Run
 
 from fedcondense.client.app import ERROR_MARK
+from fedcondense.server.grid_pulls import bounded_pulls
 
 STAGE_PAYLOAD = "collect_masked_vectors"
 """SecAgg+ stage whose message carries the round payload (FitIns) to the sites."""
@@ -81,6 +82,8 @@ class TracingGrid(Grid):
         self.log: list[Exchange] = []
         self.default_stage = "plain"
         self.poll_interval = poll_interval
+        self.unfinished: dict[int, str] = {}
+        """Per node: why its last reply could not be read (upload never finished)."""
 
     def set_run(self, run: Run) -> None:
         self.inner.set_run(run)
@@ -116,6 +119,8 @@ class TracingGrid(Grid):
         else:
             replies = self._push_and_poll(msgs, timeout)
         ex = Exchange(stage, sent, set(), seconds=time.perf_counter() - t0)
+        if self.poll_interval is not None:
+            ex.errors.update(self.unfinished)
         for r in replies:
             nid = r.metadata.src_node_id
             if r.has_error():
@@ -129,18 +134,38 @@ class TracingGrid(Grid):
 
     def _push_and_poll(self, msgs: list[Message], timeout: float | None) -> list[Message]:
         """``send_and_receive`` polling every :attr:`poll_interval` s for replies (Flower's
-        deployment grid sleeps 3 s between pulls, i.e. up to 3 s per SecAgg+ stage)."""
+        deployment grid sleeps 3 s between pulls, i.e. up to 3 s per SecAgg+ stage).
+
+        A reply whose contents never finish uploading (its site was killed mid-upload) blocks
+        a pull until the stage deadline at most (:func:`bounded_pulls`); one last short pull
+        after the deadline still collects the replies that arrived meanwhile. Flower turns
+        the unfinished reply into an error reply from the coordinator's own node; it is
+        dropped here and its reason kept for the site it was meant to come from
+        (:attr:`unfinished`).
+        """
         assert self.poll_interval is not None
-        pending = set(self.inner.push_messages(msgs))
+        ids = list(self.inner.push_messages(msgs))
+        node_of = {mid: m.metadata.dst_node_id for mid, m in zip(ids, msgs, strict=True)}
+        pending = set(ids)
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
+        self.unfinished = {}
         while pending:
-            got = list(self.inner.pull_messages(pending))
-            replies += got
-            pending -= {m.metadata.reply_to_message_id for m in got}
-            if not pending or (deadline is not None and time.monotonic() >= deadline):
+            left = None if deadline is None else deadline - time.monotonic()
+            final = left is not None and left <= 0
+            with bounded_pulls(left):  # a half-uploaded reply must not outlast the deadline
+                got = list(self.inner.pull_messages(pending))
+            for r in got:
+                pending.discard(r.metadata.reply_to_message_id)
+                nid = node_of.get(r.metadata.reply_to_message_id)
+                if r.has_error() and nid is not None and r.metadata.src_node_id != nid:
+                    self.unfinished[nid] = error_line(r.error.reason or "")
+                else:
+                    replies.append(r)
+            if final or not pending:
                 break
-            time.sleep(self.poll_interval)
+            if deadline is None or time.monotonic() < deadline:
+                time.sleep(self.poll_interval)
         return replies
 
 
