@@ -82,8 +82,6 @@ class TracingGrid(Grid):
         self.log: list[Exchange] = []
         self.default_stage = "plain"
         self.poll_interval = poll_interval
-        self.unfinished: dict[int, str] = {}
-        """Per node: why its last reply could not be read (upload never finished)."""
 
     def set_run(self, run: Run) -> None:
         self.inner.set_run(run)
@@ -114,13 +112,13 @@ class TracingGrid(Grid):
         stage = _stage_of(msgs, self.default_stage)
         sent = {m.metadata.dst_node_id for m in msgs}
         t0 = time.perf_counter()
+        unfinished: dict[int, str] = {}
         if self.poll_interval is None:
             replies = list(self.inner.send_and_receive(msgs, timeout=timeout))
         else:
-            replies = self._push_and_poll(msgs, timeout)
-        ex = Exchange(stage, sent, set(), seconds=time.perf_counter() - t0)
-        if self.poll_interval is not None:
-            ex.errors.update(self.unfinished)
+            replies, unfinished = self._push_and_poll(msgs, timeout)
+        ex = Exchange(stage, sent, set(), errors=unfinished,
+                      seconds=time.perf_counter() - t0)
         for r in replies:
             nid = r.metadata.src_node_id
             if r.has_error():
@@ -132,7 +130,8 @@ class TracingGrid(Grid):
         self.log.append(ex)
         return replies
 
-    def _push_and_poll(self, msgs: list[Message], timeout: float | None) -> list[Message]:
+    def _push_and_poll(self, msgs: list[Message],
+                       timeout: float | None) -> tuple[list[Message], dict[int, str]]:
         """``send_and_receive`` polling every :attr:`poll_interval` s for replies (Flower's
         deployment grid sleeps 3 s between pulls, i.e. up to 3 s per SecAgg+ stage).
 
@@ -140,8 +139,8 @@ class TracingGrid(Grid):
         a pull until the stage deadline at most (:func:`bounded_pulls`); one last short pull
         after the deadline still collects the replies that arrived meanwhile. Flower turns
         the unfinished reply into an error reply from the coordinator's own node; it is
-        dropped here and its reason kept for the site it was meant to come from
-        (:attr:`unfinished`).
+        dropped here and its reason returned for the site it was meant to come from
+        (the second value: node id → reason).
         """
         assert self.poll_interval is not None
         ids = list(self.inner.push_messages(msgs))
@@ -149,7 +148,7 @@ class TracingGrid(Grid):
         pending = set(ids)
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
-        self.unfinished = {}
+        unfinished: dict[int, str] = {}
         while pending:
             left = None if deadline is None else deadline - time.monotonic()
             final = left is not None and left <= 0
@@ -159,14 +158,14 @@ class TracingGrid(Grid):
                 pending.discard(r.metadata.reply_to_message_id)
                 nid = node_of.get(r.metadata.reply_to_message_id)
                 if r.has_error() and nid is not None and r.metadata.src_node_id != nid:
-                    self.unfinished[nid] = error_line(r.error.reason or "")
+                    unfinished[nid] = error_line(r.error.reason or "")
                 else:
                     replies.append(r)
             if final or not pending:
                 break
             if deadline is None or time.monotonic() < deadline:
                 time.sleep(self.poll_interval)
-        return replies
+        return replies, unfinished
 
 
 class RobustSecAggPlusWorkflow(SecAggPlusWorkflow):

@@ -53,7 +53,7 @@ class _LinkReplies:
         for mid in sorted(message_ids):
             ins = self.sent[mid]
             at, complete = self.schedule[ins.metadata.dst_node_id]
-            if now < at or mid not in self.sent:
+            if now < at:
                 continue
             del self.sent[mid]
             node = ins.metadata.dst_node_id
