@@ -309,8 +309,8 @@ def site_start(
     with open(cfg.log_file, "a", encoding="utf-8") as fh:
         fh.write(f"{stamp} fedcondense site start: {line}\n{stamp} command: "
                  f"{shlex.join(daemon.argv)}\n")
-    proc = daemon.supernode
     stopping: list[int] = []
+    log_mark = len(daemon.supernode.log_text())  # a "connected" line must be new
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
@@ -318,25 +318,32 @@ def site_start(
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         daemon.start()
-        typer.echo(f"SuperNode pid {proc.pid}"
+        typer.echo(f"SuperNode pid {daemon.supernode.pid}"
                    + (f", warm executor pid {daemon.executor.pid}" if daemon.executor else "")
                    + f"; log: tail -f {cfg.log_file}")
-        announced, restarts = False, 0
+        announced, connected, restarts, node_restarts = False, False, 0, 0
         while not stopping:
-            rc = proc.poll()
+            rc = daemon.check_supernode(connected)
             if rc is not None:
-                raise FedcondenseError(_exit_reason(cfg, rc, proc.log_text()))
+                raise FedcondenseError(_exit_reason(cfg, rc, daemon.supernode.log_text()))
+            if daemon.supernode_restart_count > node_restarts:
+                node_restarts, announced = daemon.supernode_restart_count, False
+                typer.echo(f"SuperNode exited after it had connected (coordinator restarted?); "
+                           f"started again (pid {daemon.supernode.pid})")
             problem = daemon.check_executor()
             if problem:
                 raise FedcondenseError(problem)
             if daemon.restart_count > restarts:
                 restarts = daemon.restart_count
                 typer.echo(f"warm executor exited; restarted (pid {daemon.executor.pid})")
-            if not announced:
-                m = SUPERNODE_READY.search(proc.log_text())
-                if m:
+            if not announced and daemon.supernode.popen is not None:
+                m = None
+                for m in SUPERNODE_READY.finditer(daemon.supernode.log_text()):
+                    pass
+                if m and m.start() >= log_mark:
                     typer.echo(f"connected to {cfg.coordinator} as node {m.group(1)}")
-                    announced = True
+                    announced = connected = True
+                    log_mark = m.end()
             time.sleep(1.0)
         typer.echo("stopping SuperNode")
     finally:

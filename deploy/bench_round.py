@@ -11,7 +11,9 @@ coordinator's own work between rounds)::
 
 Variants: ``flower`` — Flower's own executor (a fresh ``flwr-clientapp`` process per message,
 SuperNode sleeps 3 s / 0.5 s, ``FEDCONDENSE_SITE_EXECUTOR=flower``); ``warm`` — the site's warm
-executor and the paced SuperNode (:mod:`fedcondense.deploy.flower_pins`), the default.
+executor and the paced SuperNode (:mod:`fedcondense.deploy.flower_pins`), the default; both
+with the SuperLink's state in memory (Flower's default); ``warm-disk`` — ``warm`` with the
+SuperLink's state in an SQLite database (``--database``, kept across SuperLink restarts).
 Defaults: 3 sites, breast cancer split IID, logistic regression + decision tree, P = 64,
 20 rounds (``--flower-rounds`` for the slow variant, default 3).
 """
@@ -29,7 +31,8 @@ from typing import Any, Sequence
 
 from fedcondense.deploy.consortium import LocalConsortium, split_dataset
 
-VARIANTS = {"flower": "flower", "warm": "warm"}
+VARIANTS = {"flower": ("flower", "memory"), "warm": ("warm", "memory"),
+            "warm-disk": ("warm", "disk")}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -46,7 +49,7 @@ def tree_cpu_seconds() -> float:
             continue
         total += sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
     return total
-"""Variant name → ``FEDCONDENSE_SITE_EXECUTOR``."""
+"""Variant name → (``FEDCONDENSE_SITE_EXECUTOR``, the SuperLink's state)."""
 
 
 def _row(name: str, out: Path, wall: float, startup: float, cpu: float) -> dict[str, Any]:
@@ -73,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--directions", type=int, default=64)
     ap.add_argument("--dataset", default="breast_cancer")
     ap.add_argument("--models", default="logistic_regression,decision_tree")
-    ap.add_argument("--variants", default="flower,warm")
+    ap.add_argument("--variants", default="flower,warm,warm-disk",
+                    help=f"Comma-separated, of: {', '.join(VARIANTS)}.")
     ap.add_argument("--json", type=Path, help="Also write the rows here.")
     ap.add_argument("--work", type=Path, help="Keep the consortia (logs) here instead of a "
                     "temporary folder.")
@@ -85,8 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         files, schema = split_dataset(args.dataset, args.sites, root / "data")
         for name in args.variants.split(","):
             t0 = time.monotonic()
-            env = {"FEDCONDENSE_SITE_EXECUTOR": VARIANTS[name]}
-            with LocalConsortium(root / f"c-{name}", files, schema, env=env) as c:
+            executor, link_state = VARIANTS[name]
+            env = {"FEDCONDENSE_SITE_EXECUTOR": executor}
+            with LocalConsortium(root / f"c-{name}", files, schema, env=env,
+                                 link_state=link_state) as c:
                 c.start_link()
                 c.register_sites()
                 c.start_sites(list(files))

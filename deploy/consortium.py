@@ -2,8 +2,8 @@
 
 :class:`LocalConsortium` creates the consortium PKI (CA, coordinator certificate, one node
 key per site), starts the SuperLink with TLS, SuperNode authentication and runtime
-dependency installation off (database on disk, so it can be killed and restarted), registers
-each site's key, and starts every site through the operator command ``fedcondense site start
+dependency installation off, registers each site's key (again after a restart when the
+SuperLink keeps its state in memory, Flower's default and ours: see :data:`LINK_STATES`), and starts every site through the operator command ``fedcondense site start
 --config site.toml`` (TLS, node key, node config with the site's table, ledger and budget).
 Runs are submitted with ``flwr run deploy/app``. Everything started is stopped on exit,
 also on failure; every wait is bounded.
@@ -33,6 +33,12 @@ from fedcondense.protocol.ledger import PrivacyLedger
 
 APP_DIR = Path(__file__).resolve().parent / "app"
 CONNECTION = "consortium"
+LINK_STATES = ("memory", "disk")
+"""Where the SuperLink keeps its state. ``memory`` (Flower's default): registrations and run
+history live in the process and are re-registered by :meth:`LocalConsortium.start_link` after
+a restart; a run interrupted by a restart resumes from the coordinator's own checkpoint and
+the sites' ledgers, which never lived in the SuperLink. ``disk``: ``superlink.db`` (SQLite) keeps
+them across restarts, at about twice the CPU per round (measured in ``deploy/README.md``)."""
 
 
 class LocalConsortium:
@@ -41,7 +47,10 @@ class LocalConsortium:
     def __init__(self, work: str | Path, site_files: Mapping[str, Path], schema: Path, *,
                  budgets: Mapping[str, float] | None = None, delta_budget: float = 1e-5,
                  log_dir: str | Path | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, link_state: str = "memory") -> None:
+        if link_state not in LINK_STATES:
+            raise FedcondenseError(f"link_state {link_state!r}: use one of {', '.join(LINK_STATES)}.")
+        self.link_state = link_state
         self.work = Path(work).resolve()
         self.logs = Path(log_dir).resolve() if log_dir else self.work / "logs"
         self.site_files = {k: Path(v).resolve() for k, v in site_files.items()}
@@ -56,15 +65,18 @@ class LocalConsortium:
                                         [*self.site_files, "unregistered"], force=True)
         self.link: ManagedProcess | None = None
         self.link_starts = 0
+        self.registered = False
         self.sites: dict[str, ManagedProcess] = {}
         self._stack = ExitStack()
 
     # ---------------------------------------------------------------- coordinator
     def start_link(self, timeout: float = 40.0) -> None:
-        """Start (or restart, same database and port) the TLS + node-auth SuperLink."""
+        """Start (or restart, same port and, with ``disk`` state, same database) the TLS +
+        node-auth SuperLink; a restarted in-memory SuperLink gets the site keys again."""
+        database = self.work / "superlink.db" if self.link_state == "disk" else None
         argv = superlink_command(host="127.0.0.1", port=self.port, ca_cert=self.keys.server.ca_cert,
                                  cert=self.keys.server.cert, key=self.keys.server.key,
-                                 database=self.work / "superlink.db")
+                                 database=database)
         self.link_starts += 1
         log = self.logs / ("superlink.log" if self.link_starts == 1
                            else f"superlink.restart-{self.link_starts - 1}.log")
@@ -78,6 +90,8 @@ class LocalConsortium:
                                        f"{self.address}; see {log}.")
             time.sleep(0.2)
         flwr_cli.write_connection(self.home, CONNECTION, self.address, self.keys.ca.cert)
+        if self.registered and self.link_state == "memory":
+            self.register_sites()  # an in-memory SuperLink forgot them with its restart
 
     def _env(self, home: Path) -> dict[str, str]:
         return {**flower_env(home), **self.env_extra}
@@ -89,6 +103,8 @@ class LocalConsortium:
             self.link = None
 
     def register_sites(self) -> None:
+        """Register every site's public key with the SuperLink (Flower's Control API)."""
+        self.registered = True
         for site in self.site_files:
             flwr_cli.register_supernode(self.home, CONNECTION,
                                         self.keys.sites[site].public_key, name=site)
@@ -261,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--models", default="logistic_regression")
     ap.add_argument("--budget", type=float, default=10.0, help="Each site's ε budget.")
     ap.add_argument("--timeout", type=float, default=600.0, help="Whole-run limit (s).")
+    ap.add_argument("--link-state", choices=LINK_STATES, default="memory",
+                    help="Where the SuperLink keeps registrations and runs: memory (Flower's "
+                    "default, about half the CPU per round) or disk (superlink.db, kept "
+                    "across SuperLink restarts).")
     args = ap.parse_args(argv)
     if args.sites < 2:
         raise FedcondenseError("--sites must be at least 2 (secure aggregation).")
@@ -272,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     files, schema = split_dataset(args.dataset, args.sites, work / "data")
     t0 = time.monotonic()
     with LocalConsortium(work, files, schema, budgets={s: args.budget for s in files},
-                         log_dir=out / "logs") as c:
+                         log_dir=out / "logs", link_state=args.link_state) as c:
         c.start_link()
         c.register_sites()
         print(f"SuperLink on {c.address} (TLS, node auth); {len(files)} site keys registered",

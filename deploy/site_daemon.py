@@ -10,10 +10,15 @@ Flower) is two processes on the site's machine:
 * the warm executor (:mod:`fedcondense.client.warm_executor`), which serves every ClientApp task
   in one process with the site's app loaded once.
 
-:meth:`SiteDaemon.check_executor` is called in ``site start``'s foreground loop (a SuperNode
-that exits ends the daemon; its log says why): an executor that exits is restarted (at most
+:meth:`SiteDaemon.check_executor` and :meth:`SiteDaemon.check_supernode` are called in
+``site start``'s foreground loop: an executor that exits is restarted (at most
 :data:`MAX_RESTARTS` times per :data:`RESTART_WINDOW_S` seconds, then the daemon stops with one
-line). :meth:`SiteDaemon.stop` stops both. Both write, timestamped, into the site's log file.
+line). A SuperNode that exits *before* it ever connected ends the daemon (wrong key, address or
+certificate: its log says why); one that exits after it had connected — the coordinator's
+SuperLink restarted, and one that keeps its state in memory forgets the site until the
+coordinator registers its key again — is started again after :data:`SUPERNODE_RETRY_S` seconds
+(doubling to at most 30 s, the same limit of restarts per window). :meth:`SiteDaemon.stop`
+stops both. Both write, timestamped, into the site's log file.
 
 A *cold* site (``FEDCONDENSE_SITE_EXECUTOR=flower``, or another Flower version) is Flower's own
 ``flower-supernode``, which starts a fresh ``flwr-clientapp`` process per message.
@@ -34,6 +39,7 @@ EXECUTOR_ENV = "FEDCONDENSE_SITE_EXECUTOR"
 """``warm`` (default) or ``flower`` (a ClientApp process per message, Flower's own)."""
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 300.0
+SUPERNODE_RETRY_S = 2.0
 
 
 def warm_mode() -> tuple[bool, str]:
@@ -107,6 +113,9 @@ class SiteDaemon:
         self.executor: ManagedProcess | None = None
         self.restarts: list[float] = []
         self.restart_count = 0
+        self.supernode_restarts: list[float] = []
+        self.supernode_restart_count = 0
+        self._supernode_due: float | None = None
 
     def executor_argv(self) -> list[str]:
         """The warm executor's command line."""
@@ -139,6 +148,37 @@ class SiteDaemon:
         self.executor.stop(grace=1.0)
         self._start_executor()
         self.restart_count += 1
+        return None
+
+    def check_supernode(self, connected: bool) -> int | None:
+        """Supervise the SuperNode once; its exit status when the daemon must stop.
+
+        ``connected``: whether the SuperNode had connected to the coordinator since the
+        daemon started. A SuperNode that exits before that stops the daemon (its status is
+        returned at once); after that it is started again once :data:`SUPERNODE_RETRY_S`
+        (doubling, at most 30 s) has passed, unless it exited more than
+        :data:`MAX_RESTARTS` times in :data:`RESTART_WINDOW_S` seconds.
+        """
+        now = time.monotonic()
+        if self._supernode_due is not None:
+            if now >= self._supernode_due:
+                self._supernode_due = None
+                self.supernode = ManagedProcess(f"SuperNode of {self.name}", self.argv,
+                                                self.log_file, env=self.env,
+                                                timestamps=True).start()
+                self.supernode_restart_count += 1
+            return None
+        rc = self.supernode.poll()
+        if rc is None:
+            return None
+        if not connected:
+            return rc
+        self.supernode_restarts = [t for t in self.supernode_restarts
+                                   if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.supernode_restarts) > MAX_RESTARTS:
+            return rc
+        delay = min(30.0, SUPERNODE_RETRY_S * 2 ** (len(self.supernode_restarts) - 1))
+        self._supernode_due = now + delay
         return None
 
     def stop(self) -> None:
