@@ -64,8 +64,10 @@ class DeclaredPlan:
     threshold: int
 
     def to_hyper(self) -> dict[str, Any]:
-        """JSON-ready form for ``RoundMessage.hyper["privacy"]``."""
-        return {"epsilon": self.epsilon, "delta": self.delta, "accountant": self.accountant,
+        """JSON-ready form for ``RoundMessage.hyper["privacy"]`` (a non-private run's
+        ε = inf travels as the string ``"inf"``, which :meth:`from_hyper` reads back and every
+        site with a ledger refuses)."""
+        return {"epsilon": self.epsilon if math.isfinite(self.epsilon) else "inf", "delta": self.delta, "accountant": self.accountant,
                 "rounds": self.rounds, "sigma": self.sigma, "sigma_init": self.sigma_init,
                 "mode": self.mode, "threshold": self.threshold}
 

@@ -39,11 +39,10 @@ import numpy as np
 from fedcondense.protocol.condenser import CondenseConfig, config_dict
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.federation import NoiseMode
-from fedcondense.protocol.messages import RoundMessage, pow2_scale
 from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_budget import BUDGET_MARK, DeclaredPlan
-from fedcondense.protocol.synthetic_set import free_dim
+from fedcondense.protocol.site_budget import BUDGET_MARK
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
+from fedcondense.server.round_messages import build_message
 from fedcondense.server.run_progress import (progress, round_line, route_flower_logs,
                                               stage_medians)
 
@@ -101,38 +100,6 @@ class DeploySettings:
                    float(rc.get("stage-timeout", 60.0)), float(rc.get("node-wait", 120.0)),
                    int(rc.get("max-attempts", 2)), bool(rc.get("resume", False)), cc,
                    float(rc.get("reply-poll", REPLY_POLL_S)))
-
-
-def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_range: float,
-                  session: int = 1) -> RoundMessage:
-    """The next request, carrying the declared privacy plan every site re-checks."""
-    config = orch.config
-    n_max = max(s.capacity for s in orch.sites.values())
-    q_rounds = {k: s.sample_rate for k, s in orch.sites.items()}
-    if orch.needs_init():
-        req = orch.init_request()
-        groups = 2 if schema.is_survival else schema.n_classes
-        dim, bound, arrays = groups * (1 + free_dim(schema)), n_max + 8 * req.noise_std, {}
-    else:
-        req = orch.round_request()
-        dim = config.directions
-        bound = config.clip_norm * n_max + 8 * req.noise_std
-        arrays = dict(req.synthetic or {})
-    plan = DeclaredPlan(config.epsilon, config.delta, config.accountant, config.rounds,
-                        orch.plan.sigma, orch.plan.sigma_init, orch.mode, orch.threshold)
-    hyper: dict[str, Any] = {
-        "models": list(config.resolved_models(schema)), "backend": config.backend,
-        "sample_rate_by_site": req.sample_rate_by_site, "round_sample_rate_by_site": q_rounds,
-        "run_seed": orch.run_seed, "round_index": req.round_index,
-        "clip_norm": config.clip_norm, "privacy": plan.to_hyper(), "session": session}
-    if req.round_config is not None:
-        rc = req.round_config
-        hyper.update({"directions": rc.n_directions, "mu": rc.mu,
-                      "direction_kind": rc.direction_kind})
-    return RoundMessage(schema_hash=schema.hash(), run_id=run_id, round_index=req.round_index,
-                        round_seed=orch.run_seed % 2**63, reply_dim=dim,
-                        scale=pow2_scale(bound, clipping_range), noise_std=req.noise_std,
-                        kind=req.kind, arrays=arrays, hyper=hyper)  # type: ignore[arg-type]
 
 
 def parse_key(key: str, run_id: str) -> tuple[str, int, int] | None:

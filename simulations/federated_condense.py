@@ -33,10 +33,10 @@ import numpy as np
 
 from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.federation import NoiseMode
-from fedcondense.protocol.messages import RoundMessage, pow2_scale
+from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.synthetic_set import free_dim
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
+from fedcondense.server.round_messages import build_message
 from fedcondense.server.secure_sum import RunReport, TransportConfig
 from fedcondense.simulations.compute_plan import ComputePlan, plan_compute
 from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
@@ -60,36 +60,6 @@ def simulated_capacity(n_rows: int) -> int:
     digits = max(0, len(str(int(n_rows))) - 2)
     step = 10 ** digits
     return int(-(-int(n_rows) // step) * step)
-
-
-def _message(orch: Orchestrator, schema: Schema, run_id: str, config: CondenseConfig,
-             clipping_range: float, reproducible: bool) -> RoundMessage:
-    n_max = max(s.capacity for s in orch.sites.values())
-    if orch.needs_init():
-        req = orch.init_request()
-        groups = 2 if schema.is_survival else schema.n_classes
-        dim = groups * (1 + free_dim(schema))
-        bound = n_max + 8 * req.noise_std
-        arrays: dict[str, np.ndarray] = {}
-    else:
-        req = orch.round_request()
-        dim = config.directions
-        bound = config.clip_norm * n_max + 8 * req.noise_std
-        arrays = dict(req.synthetic or {})
-    hyper: dict[str, Any] = {"models": list(config.resolved_models(schema)),
-                             "backend": config.backend,
-                             "sample_rate_by_site": req.sample_rate_by_site,
-                             "run_seed": orch.run_seed, "round_index": req.round_index}
-    if req.round_config is not None:
-        rc = req.round_config
-        hyper.update({"directions": rc.n_directions, "mu": rc.mu, "clip_norm": rc.clip_norm,
-                      "direction_kind": rc.direction_kind})
-    if reproducible and config.seed is not None:
-        hyper["noise_seed"] = int(config.seed)
-    return RoundMessage(schema_hash=schema.hash(), run_id=run_id, round_index=req.round_index,
-                        round_seed=orch.run_seed % 2**63, reply_dim=dim,
-                        scale=pow2_scale(bound, clipping_range), noise_std=req.noise_std,
-                        kind=req.kind, arrays=arrays, hyper=hyper)  # type: ignore[arg-type]
 
 
 def run_federated(site_files: Sequence[Path], schema_path: Path, config: CondenseConfig, *,
@@ -134,7 +104,8 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
     total = config.rounds + (1 if orch.needs_init() else 0)
 
     def make_round(t: int) -> RoundMessage:
-        return _message(orch, schema, run_id, config, transport.clipping_range, True)
+        return build_message(orch, schema, run_id, transport.clipping_range,
+                             noise_seed=config.seed)
 
     def on_sum(t: int, summed: np.ndarray | None, n: int, info: dict[str, Any]) -> None:
         sent = [s for s, k in info.get("charges", {}).items() for _ in range(int(k))]

@@ -11,7 +11,7 @@ from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.ledger import PrivacyLedger
 from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
-from fedcondense.server.deployed_run import build_message
+from fedcondense.server.round_messages import build_message
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.simulations.datasets import export_dataset
 

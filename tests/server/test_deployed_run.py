@@ -12,7 +12,8 @@ from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_budget import authorise
 from fedcondense.protocol.site_policy import SitePolicy
 from fedcondense.protocol.synthetic_set import free_dim
-from fedcondense.server.deployed_run import DeploySettings, build_message, parse_key, reconcile
+from fedcondense.server.deployed_run import DeploySettings, parse_key, reconcile
+from fedcondense.server.round_messages import build_message
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.simulations.datasets import export_dataset
 
