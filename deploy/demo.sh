@@ -10,7 +10,7 @@ export FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CHECK=1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 out=${1:-runs/demo}
 fc=.venv/bin/fedcondense
-$fc datasets export breast_cancer --out "$out/data" --test-size 0.3 --seed 0
+$fc datasets export breast_cancer --out "$out/data" --test-size 0.3 --seed 0 >/dev/null
 $fc simulate "$out/data/breast_cancer.train.csv" --schema "$out/data/breast_cancer.schema.json" \
     --sites 3 --partition iid --out "$out" --epsilon 1 --delta 1e-5 --rows-per-class 10 \
     --rounds 60 --noise distributed

@@ -200,7 +200,8 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
 
         per_actor = max(1, num_cpus // site_processes) if site_processes else 1
         actors = site_processes or num_cpus
-        init_args: dict[str, Any] = {"num_cpus": num_cpus, "include_dashboard": False}
+        init_args: dict[str, Any] = {"num_cpus": num_cpus, "include_dashboard": False,
+                                     "log_to_driver": bool(verbose)}  # Ray's actor lines
         if num_gpus > 0:
             init_args["num_gpus"] = max(1, int(np.ceil(num_gpus)))
         backend_config = {"client_resources": {"num_cpus": per_actor,

@@ -58,6 +58,11 @@ def test_evaluate_writes_audit_subgroups_and_plots(tables):
     for name in ("utility.png", "audit.png", "subgroups.png"):
         assert (out / "plots" / name).read_bytes()[:8] == PNG
     assert "exact copies of real training rows: 0" in r.stdout
+    # the printed table: one row for the strongest loss-threshold attack, with its AUC
+    top = max(audit["attacks"][1:], key=lambda a: a["auc"])
+    shown = [ln for ln in r.stdout.splitlines() if "loss_threshold" in ln]
+    assert len(shown) == 1 and f"{top['attack']} (max of 2)" in shown[0]
+    assert f"{top['auc']:.3f}" in shown[0]
 
 
 def test_audit_flags_a_release_that_copies_the_training_rows(tables):
