@@ -8,28 +8,14 @@ import math
 from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.schema import Schema
+# The synthetic set's size rule lives with the set (protocol), shared by every command and
+# by the deployed app; re-exported here for the command line's options.
+from fedcondense.protocol.synthetic_set import (
+    DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS, resolve_rows,
+)
 
-DEFAULT_ROWS_PER_CLASS = 10
-DEFAULT_SURVIVAL_ROWS = 40
-
-
-def resolve_rows(schema: Schema, rows_per_class: int | None, rows: int | None) -> int:
-    """Rows per class (classification) or total rows (survival) from the two options."""
-    if rows_per_class is not None and rows is not None:
-        raise FedcondenseError("give either --rows-per-class or --rows, not both.")
-    if schema.is_survival:
-        if rows_per_class is not None:
-            raise FedcondenseError("--rows-per-class is for classification; use --rows N for survival.")
-        return DEFAULT_SURVIVAL_ROWS if rows is None else rows
-    if rows is not None:
-        k = schema.n_classes
-        if rows % k:
-            raise FedcondenseError(
-                f"--rows {rows} does not split evenly over {k} classes; use a multiple of {k} "
-                f"or --rows-per-class."
-            )
-        return rows // k
-    return DEFAULT_ROWS_PER_CLASS if rows_per_class is None else rows_per_class
+__all__ = ["DEFAULT_ROWS_PER_CLASS", "DEFAULT_SURVIVAL_ROWS", "condense_config_from_options",
+           "resolve_rows"]
 
 
 def condense_config_from_options(schema: Schema, *, rows_per_class: int | None, rows: int | None,

@@ -45,15 +45,13 @@ from flwr.compat.common.recorddict_compat import fitres_to_recorddict, recorddic
 
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.site_policy import truthy
+from fedcondense.protocol.wire_names import ERROR_MARK, HELLO_RECORD
 from fedcondense.protocol.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
     check_schema, check_version, make_reply,
 )
 
 LOG = logging.getLogger("fedcondense.site")
-ERROR_MARK = "[fedcondense] "
-"""Prefix of the one-line error a site sends; the server extracts the text after it."""
-HELLO_RECORD = "fc.hello"
 
 SiteHandler = Callable[[RoundMessage, Mapping[str, Any]], np.ndarray]
 """``handler(message, node_config) -> raw P-vector`` (unscaled, float64, length reply_dim)."""

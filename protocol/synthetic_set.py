@@ -23,8 +23,32 @@ import numpy as np
 import pandas as pd
 
 from fedcondense.protocol.encoding import Encoder
+from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families.base import FitTargets
 from fedcondense.protocol.schema import ClassificationTask, Schema, SurvivalTask
+
+
+DEFAULT_ROWS_PER_CLASS = 10
+DEFAULT_SURVIVAL_ROWS = 40
+
+
+def resolve_rows(schema: Schema, rows_per_class: int | None, rows: int | None) -> int:
+    """Rows per class (classification) or total rows (survival) from the two options."""
+    if rows_per_class is not None and rows is not None:
+        raise FedcondenseError("give either --rows-per-class or --rows, not both.")
+    if schema.is_survival:
+        if rows_per_class is not None:
+            raise FedcondenseError("--rows-per-class is for classification; use --rows N for survival.")
+        return DEFAULT_SURVIVAL_ROWS if rows is None else rows
+    if rows is not None:
+        k = schema.n_classes
+        if rows % k:
+            raise FedcondenseError(
+                f"--rows {rows} does not split evenly over {k} classes; use a multiple of {k} "
+                f"or --rows-per-class."
+            )
+        return rows // k
+    return DEFAULT_ROWS_PER_CLASS if rows_per_class is None else rows_per_class
 
 
 @dataclass

@@ -164,7 +164,7 @@ def coordinate(grid: Any, context: Any) -> None:
     route_flower_logs(out)
     schema = Schema.load(s.schema_path)
     if s.condense.rows <= 0:  # 0: the same default as `simulate` for this kind of table
-        from fedcondense.cli.options import resolve_rows
+        from fedcondense.protocol.synthetic_set import resolve_rows
 
         s = replace(s, condense=replace(s.condense, rows=resolve_rows(schema, None, None)))
     state_path, ck_path = out / STATE_FILE, out / CHECKPOINT_FILE

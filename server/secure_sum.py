@@ -45,7 +45,7 @@ from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp import ServerApp
 from flwr.serverapp.grid import Grid
 
-from fedcondense.client.app import HELLO_RECORD
+from fedcondense.protocol.wire_names import HELLO_RECORD
 from fedcondense.protocol.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
     check_schema, check_version, quantisation_bound,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedcondense.cli.options import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
+from fedcondense.protocol.synthetic_set import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
 from fedcondense.protocol.condenser import CondenseConfig, condense
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_table import SiteTable, load_site_table
