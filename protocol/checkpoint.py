@@ -52,7 +52,7 @@ class Checkpoint:
         }
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds vs allow_pickle
         atomic_write_bytes(p, buf.getvalue())
 
     @classmethod
@@ -82,5 +82,5 @@ class Checkpoint:
 def restore_generator(state: dict[str, Any]) -> np.random.Generator:
     """A PCG64 generator positioned exactly where ``state`` was captured."""
     bitgen = np.random.PCG64()
-    bitgen.state = state
+    bitgen.state = state  # type: ignore[assignment]  # numpy types it as a TypedDict
     return np.random.Generator(bitgen)

@@ -36,6 +36,7 @@ from fedcondense.protocol.initialisation import (
 )
 from fedcondense.protocol.optimizer import Adam
 from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.directions import DirectionKind
 from fedcondense.protocol.site_update import (
     Records, RoundConfig, apply_update, fit_round, site_update,
 )
@@ -61,7 +62,7 @@ class CondenseConfig:
     init_share: float = 0.3
     init_spread: float = 0.3
     accountant: AccountantName = "rdp"
-    direction_kind: str = "gaussian"
+    direction_kind: DirectionKind = "gaussian"
     backend: str = "auto"
     seed: int | None = None
 

@@ -117,7 +117,7 @@ class SecureGenerator(np.random.Generator):
             raise TypeError("SecureGenerator.standard_normal draws float64 only, without out=")
         return self.normal(0.0, 1.0, size)
 
-    def __reduce__(self) -> tuple[Any, tuple[()]]:
+    def __reduce__(self) -> Any:  # a fresh CSPRNG generator, never a copy of any state
         return (SecureGenerator, ())
 
 
@@ -142,7 +142,7 @@ def noise_generator(seed: int | None, party: int = 0) -> tuple[np.random.Generat
 def restorable_state(rng: np.random.Generator) -> dict[str, Any] | None:
     """State to checkpoint so that a resumed seeded run draws the same noise; ``None`` for a
     production generator (its noise must never be regenerable from a file)."""
-    return None if isinstance(rng, SecureGenerator) else rng.bit_generator.state
+    return None if isinstance(rng, SecureGenerator) else dict(rng.bit_generator.state)
 
 
 def poisson_sample(n: int, rate: float, rng: np.random.Generator) -> np.ndarray:

@@ -76,6 +76,7 @@ class Encoder:
             col = self.schema.column(b.column)
             values = df[b.column]
             if b.kind == "numeric":
+                assert col.min is not None and col.max is not None  # schema: numeric has bounds
                 x = values.to_numpy(dtype=np.float64)
                 out[:, b.start] = 2.0 * (x - col.min) / (col.max - col.min) - 1.0
             elif b.kind == "binary":
@@ -98,6 +99,7 @@ class Encoder:
         for b in self.blocks:
             col = self.schema.column(b.column)
             if b.kind == "numeric":
+                assert col.min is not None and col.max is not None
                 x = (z[:, b.start] + 1.0) / 2.0 * (col.max - col.min) + col.min
                 x = np.clip(x, col.min, col.max)
                 if col.integer:

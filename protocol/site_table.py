@@ -214,17 +214,17 @@ def _validate(raw: RawTable, schema: Schema, drop_missing: bool, clip_to_bounds:
     chk = _Checker(raw)
     clipped: dict[str, int] = {}
     out: dict[str, Any] = {}
-    for col in schema.columns:
-        s = frame[col.name]
-        if col.kind == "numeric":
-            assert col.min is not None and col.max is not None
-            x = chk.numbers(s, col.name)
-            out[col.name] = chk.bounds(x, col.name, col.min, col.max, clip_to_bounds, clipped)
-        elif col.kind == "binary":
-            out[col.name] = chk.zero_one(s, col.name, "the column")
+    for spec in schema.columns:
+        s = frame[spec.name]
+        if spec.kind == "numeric":
+            assert spec.min is not None and spec.max is not None
+            x = chk.numbers(s, spec.name)
+            out[spec.name] = chk.bounds(x, spec.name, spec.min, spec.max, clip_to_bounds, clipped)
+        elif spec.kind == "binary":
+            out[spec.name] = chk.zero_one(s, spec.name, "the column")
         else:
-            codes = chk.labels(s, col.name, col.levels, "level")
-            out[col.name] = np.asarray(col.levels, dtype=object)[codes]
+            codes = chk.labels(s, spec.name, spec.levels, "level")
+            out[spec.name] = np.asarray(spec.levels, dtype=object)[codes]
     y = t = e = None
     task = schema.task
     if isinstance(task, ClassificationTask):

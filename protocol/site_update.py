@@ -27,7 +27,9 @@ from typing import Protocol
 
 import numpy as np
 
-from fedcondense.protocol.directions import gradient_from_differences, make_directions
+from fedcondense.protocol.directions import (
+    DirectionKind, gradient_from_differences, make_directions,
+)
 from fedcondense.protocol.dp_mechanism import add_gaussian_noise, clip_rows, poisson_sample
 from fedcondense.protocol.families.base import FittedBatch, ModelFamily
 from fedcondense.protocol.losses import classification_losses, survival_losses
@@ -53,7 +55,7 @@ class RoundConfig:
     n_directions: int
     mu: float
     clip_norm: float
-    direction_kind: str = "gaussian"
+    direction_kind: DirectionKind = "gaussian"
     loss_floor: float = 1e-4
 
 

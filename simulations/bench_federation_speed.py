@@ -44,8 +44,6 @@ from typing import Any
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 
-import numpy as np  # noqa: E402
-
 from fedcondense.protocol.condenser import CondenseConfig  # noqa: E402
 
 KEYS = ("fit_s", "fit_cpu_s", "predict_s", "framework_s", "wall_s")

@@ -63,8 +63,8 @@ def predict_logistic(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
     if params is None:
         out = np.zeros((fitted.size, len(X_real), int(fitted.extra["n_classes"])))
     else:
-        out = batched_logistic.predict_proba(params, _tensor(X_real, params.coef.device))
-        out = out.cpu().numpy()
+        probs = batched_logistic.predict_proba(params, _tensor(X_real, params.coef.device))
+        out = probs.cpu().numpy()
     return _apply_fallback(fitted, out)
 
 
@@ -116,7 +116,7 @@ def predict_cox(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         out = np.zeros((fitted.size, len(X_real), len(horizons)))
     else:
         dev = params.beta.device
-        out = batched_cox.predict_survival(params, _tensor(X_real, dev), _tensor(horizons, dev))
-        out = out.cpu().numpy()
+        surv = batched_cox.predict_survival(params, _tensor(X_real, dev), _tensor(horizons, dev))
+        out = surv.cpu().numpy()
     out = _apply_fallback(fitted, out)
     return np.clip(np.nan_to_num(out, nan=0.5), 0.0, 1.0)

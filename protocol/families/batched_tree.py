@@ -169,7 +169,7 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
         # splits after position i < n - 1 between distinct (> 1e-7 apart) neighbours
         valid = (pos[None, None, :-1] < (n - 1)[:, None, None]) \
             & (x[:, :, 1:] > x[:, :, :-1] + _FEATURE_THRESHOLD)
-        if table is not None:  # two classes: look the scores up by (n, count of class 1)
+        if table is not None and y1 is not None:  # two classes: scores by (n, count of class 1)
             c1 = np.cumsum(np.where(inside[:, None, :], y1[idx], 0), axis=2)[:, :, :-1]
             left = np.arange(1, M)[None, None, :] * (m + 1) + c1
             right = (n[:, None, None] - np.arange(1, M)[None, None, :]) * (m + 1) \

@@ -1,7 +1,5 @@
 """Federated condensation over Flower SecAgg+ reproduces the central engine."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
