@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from fedcondense.cli.main import app
+from fedcondense.cli.app import app
 from fedcondense.protocol.errors import FedcondenseError
 
 

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from fedcondense.cli import condense_options as opts
-from fedcondense.cli.main import app
+from fedcondense.cli.app import app
 from fedcondense.protocol.errors import FedcondenseError
 
 PRIVACY_HELP = ("Privacy: (ε, δ) per record via the sampled Gaussian mechanism, composed over "

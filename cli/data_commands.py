@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from fedcondense.cli.main import app
+from fedcondense.cli.app import app
 from fedcondense.protocol.errors import FedcondenseError
 
 datasets_app = typer.Typer(help="Bundled real clinical datasets with public schemas.",

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from fedcondense.cli.main import app
+from fedcondense.cli.app import app
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.schema import Schema
 

@@ -1,4 +1,6 @@
-"""The ``fedcondense`` command line: one Typer app, sub-commands mounted from their modules.
+"""The ``fedcondense`` command line: the entry point that mounts every sub-command module on
+the one Typer app (:mod:`fedcondense.cli.app`; the modules import the app, never this module,
+so nothing here is imported in a cycle).
 
 Every user-caused error is a :class:`~fedcondense.protocol.errors.FedcondenseError`; :func:`main`
 prints it as one line (``error: ...``) on stderr and exits with status 2, without a traceback.
@@ -11,28 +13,21 @@ import sys
 
 import typer
 
+from fedcondense.cli.app import app
 from fedcondense.protocol.errors import FedcondenseError
 
-app = typer.Typer(
-    name="fedcondense",
-    help="Federated, differentially private dataset condensation for hospital consortia.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+__all__ = ["app", "main"]
 
 
 def _mount() -> None:
     """Attach the sub-command modules (each registers its commands on ``app``)."""
+    # in the order `fedcondense --help` lists them
     from fedcondense.cli import data_commands  # noqa: F401  (datasets, schema)
-
-    for optional in ("condense_commands", "simulate_commands", "evaluate_commands",
-                     "site_commands", "benchmark_commands"):
-        try:
-            __import__(f"fedcondense.cli.{optional}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"fedcondense.cli.{optional}":
-                raise
+    from fedcondense.cli import condense_commands  # noqa: F401
+    from fedcondense.cli import simulate_commands  # noqa: F401
+    from fedcondense.cli import evaluate_commands  # noqa: F401
+    from fedcondense.cli import site_commands  # noqa: F401
+    from fedcondense.cli import benchmark_commands  # noqa: F401
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import typer
 
-from fedcondense.cli.main import app
+from fedcondense.cli.app import app
 from fedcondense.protocol.errors import FedcondenseError
 
 site_app = typer.Typer(help="Site (hospital) operations: check data, create the ledger "
