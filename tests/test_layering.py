@@ -9,16 +9,19 @@ update → release — and the folders follow it:
   ``protocol``;
 * ``simulations`` never imports the command line (``cli``) or operations (``deploy``).
 
-Every import counts, module-level or inside a function. Not checked yet: import cycles
-(some remain through function-level imports, e.g. the families registry and its modules).
+and no module imports itself back through others (no import cycles). Every import counts,
+module-level or inside a function; ``from package import submodule`` counts as importing the
+submodule (Python runs the package's ``__init__`` first either way, as for any submodule).
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("protocol", "client", "server", "simulations", "cli", "deploy")
 RULES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # folder: (project subpackages it may import besides itself, third-party roots it may not)
     "protocol": (frozenset(), frozenset({"flwr"})),
@@ -82,3 +85,72 @@ def test_the_check_catches_a_protocol_module_importing_flower_or_server(tmp_path
         "protocol.bad imports fedcondense.server.secure_sum",
         "simulations.bench imports fedcondense.cli.options",
     ]
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """``{module: project modules it imports}`` for every ``.py`` under ``root``'s folders."""
+    files = {}
+    paths = [p for folder in PACKAGES if (root / folder).is_dir()
+             for p in (root / folder).rglob("*.py")]
+    for path in sorted(paths):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        files[".".join(["fedcondense", *parts])] = path
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for module, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: Iterable[str] = ()
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files
+                         else node.module for a in node.names]
+            graph[module] |= {n for n in names if n in files and n != module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(module_graph(ROOT)) == []
+
+
+def test_the_cycle_check_sees_a_cycle_through_a_function_level_import(tmp_path) -> None:
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "main.py").write_text(
+        "def mount():\n    from fedcondense.cli import commands\n")
+    (tmp_path / "cli" / "commands.py").write_text("from fedcondense.cli.main import mount\n")
+    (tmp_path / "cli" / "other.py").write_text("from fedcondense.cli import commands\n")
+    assert cycles(module_graph(tmp_path)) == [["fedcondense.cli.commands",
+                                               "fedcondense.cli.main"]]

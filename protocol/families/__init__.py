@@ -14,7 +14,8 @@ FAMILIES: dict[str, type[ModelFamily]] = {}
 
 
 def register(cls: type[ModelFamily]) -> type[ModelFamily]:
-    """Class decorator adding a family to :data:`FAMILIES` under ``cls.name``."""
+    """Class decorator adding a family to :data:`FAMILIES` under ``cls.name`` (for families
+    outside this package; the built-in ones are listed in :func:`_load_builtin`)."""
     FAMILIES[cls.name] = cls
     return cls
 
@@ -44,8 +45,23 @@ def families_for_task(task: str) -> list[str]:
 
 
 def _load_builtin() -> None:
-    # Importing the modules registers the families (kept lazy: torch/lifelines are slow).
-    from fedcondense.protocol.families import classifiers, mlp, survival  # noqa: F401
+    """Register the built-in families, in the order reports list them (imported lazily:
+    torch and lifelines are slow). The family modules never import this registry, so the
+    registry and the families import each other in no cycle."""
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    from fedcondense.protocol.families import classifiers, mlp, survival
+
+    for cls in (classifiers.LogisticRegressionFamily, classifiers.DecisionTreeFamily,
+                classifiers.RandomForestFamily, classifiers.GradientBoostingFamily,
+                classifiers.KNNFamily, mlp.MLPFamily, survival.CoxPHFamily,
+                survival.RandomSurvivalForestFamily):
+        FAMILIES.setdefault(cls.name, cls)
+    _builtin_loaded = True
+
+
+_builtin_loaded = False
 
 
 __all__ = ["FAMILIES", "FitTargets", "FittedBatch", "ModelFamily", "create_family",

@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fedcondense.protocol.families import register
 from fedcondense.protocol.families.base import (
     FitTargets, FittedBatch, ModelFamily, class_frequencies, single_threaded,
 )
@@ -90,7 +89,6 @@ def _make(factory: Callable[[dict[str, Any]], Any]) -> Callable[[SklearnClassifi
     return lambda self: factory(self.params)
 
 
-@register
 class LogisticRegressionFamily(SklearnClassifier):
     """Standardise, then ``LogisticRegression(max_iter=1000)`` (L2, C=1).
 
@@ -148,7 +146,6 @@ class LogisticRegressionFamily(SklearnClassifier):
                                   tol=self.params["tol"])
 
 
-@register
 class DecisionTreeFamily(SklearnClassifier):
     """``DecisionTreeClassifier(max_depth=4, random_state=0)``.
 
@@ -187,7 +184,6 @@ class DecisionTreeFamily(SklearnClassifier):
         return DecisionTreeClassifier(**self.params)
 
 
-@register
 class RandomForestFamily(SklearnClassifier):
     """``RandomForestClassifier(n_estimators=100, random_state=0)``, single-threaded."""
 
@@ -200,7 +196,6 @@ class RandomForestFamily(SklearnClassifier):
         return RandomForestClassifier(n_jobs=1, **self.params)
 
 
-@register
 class GradientBoostingFamily(SklearnClassifier):
     """``GradientBoostingClassifier(random_state=0)``."""
 
@@ -213,7 +208,6 @@ class GradientBoostingFamily(SklearnClassifier):
         return GradientBoostingClassifier(**self.params)
 
 
-@register
 class KNNFamily(SklearnClassifier):
     """Standardise, then ``KNeighborsClassifier(n_neighbors=5)`` (k capped at the set size)."""
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedcondense.protocol.families import register
 from fedcondense.protocol.families.base import (
     FitTargets, FittedBatch, ModelFamily, class_frequencies,
 )
@@ -92,7 +91,6 @@ def train(xs: torch.Tensor, onehot: torch.Tensor, params: list[torch.Tensor], st
             p.addcdiv_(m1, (m2 / bc2).sqrt_().add_(_EPS), value=-lr / bc1)
 
 
-@register
 class MLPFamily(ModelFamily):
     """Standardise, then a 1-hidden-layer ReLU network (torch), Adam, fixed seed.
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.families import register
 from fedcondense.protocol.families.base import (
     FitTargets, FittedBatch, ModelFamily, kaplan_meier_at, single_threaded,
 )
@@ -96,7 +95,6 @@ class SurvivalFamily(ModelFamily):
         return rows
 
 
-@register
 class CoxPHFamily(SurvivalFamily):
     """Standardise, then lifelines ``CoxPHFitter(penalizer=0.1)``; constant columns dropped.
 
@@ -183,7 +181,6 @@ def _cox_fitter(penalizer: float) -> Any:
 _LEAN_COX: Any = None
 
 
-@register
 class RandomSurvivalForestFamily(SurvivalFamily):
     """scikit-survival ``RandomSurvivalForest(n_estimators=100, min_samples_leaf=3, random_state=0)``."""
 
