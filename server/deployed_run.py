@@ -32,17 +32,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import numpy as np
 
 from fedcondense.protocol.condenser import CondenseConfig, config_dict
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.federation import NoiseMode
 from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_budget import BUDGET_MARK
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.server.round_messages import build_message
+from fedcondense.protocol.messages import RoundMessage
+from fedcondense.server.round_driver import RoundLoop, drive
 from fedcondense.server.run_progress import (progress, round_line, route_flower_logs,
                                               stage_medians)
 
@@ -145,29 +144,20 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, dumps(obj))
 
 
-def coordinate(grid: Any, context: Any) -> None:
-    """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
-    from flwr.server import LegacyContext, ServerConfig
-    from flwr.server.client_manager import SimpleClientManager
-    from flwr.server.compat.grid_client_proxy import GridClientProxy
-
-    from fedcondense.protocol.release import package_versions, write_release
-    from fedcondense.server.secure_sum import (TransportConfig, handshake, run_round,
-                                               wait_for_nodes)
-    from fedcondense.server.strategy import SumStrategy
-    from fedcondense.server.transport_trace import TracingGrid
-
-    t_start = time.perf_counter()
+def _settings(context: Any) -> tuple[DeploySettings, Schema]:
+    """The run config as settings (``rows = 0``: ``simulate``'s default for this table)."""
     s = DeploySettings.from_run_config(context.run_config)
-    out = s.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    route_flower_logs(out)
     schema = Schema.load(s.schema_path)
-    if s.condense.rows <= 0:  # 0: the same default as `simulate` for this kind of table
+    if s.condense.rows <= 0:
         from fedcondense.protocol.synthetic_set import resolve_rows
 
         s = replace(s, condense=replace(s.condense, rows=resolve_rows(schema, None, None)))
-    state_path, ck_path = out / STATE_FILE, out / CHECKPOINT_FILE
+    return s, schema
+
+
+def _session_state(s: DeploySettings, context: Any) -> dict[str, Any]:
+    """``coordinator.json``: the run id, seed and Flower runs (sessions), written first."""
+    out, state_path = s.out_dir, s.out_dir / STATE_FILE
     if s.resume:
         if not state_path.exists():
             raise FedcondenseError(f"{out}: nothing to resume (no {STATE_FILE}); start a new run.")
@@ -181,130 +171,153 @@ def coordinate(grid: Any, context: Any) -> None:
         state = {"run_id": f"fc-{context.run_id}", "run_seed": seed,
                  "sessions": [int(context.run_id)]}
     _write_json(state_path, state)
-    run_id = str(state["run_id"])
-    config = replace(s.condense, seed=int(state["run_seed"]))
-    transport = TransportConfig(expected_sites=s.sites, min_sites=s.threshold,
-                                timeout=s.stage_timeout, max_attempts=s.max_attempts,
-                                node_wait=s.node_wait)
-    transport.validate()
+    return state
 
-    tgrid = TracingGrid(grid, poll_interval=s.reply_poll)
-    expected = s.threshold if s.resume else s.sites
-    nodes = wait_for_nodes(tgrid, expected, s.node_wait)
+
+def _hello(tgrid: Any, s: DeploySettings, schema: Schema, run_id: str,
+           session: int) -> tuple[dict[int, str], dict[str, dict[str, Any]]]:
+    """Wait for the sites, say hello; ``(node → site, site → its hello record)``."""
+    from fedcondense.server.secure_sum import handshake, wait_for_nodes
+
+    nodes = wait_for_nodes(tgrid, s.threshold if s.resume else s.sites, s.node_wait)
     time.sleep(0 if len(nodes) >= s.sites else min(5.0, s.node_wait))  # late joiners
-    nodes = sorted(tgrid.get_node_ids())
     records: dict[int, dict[str, Any]] = {}
-    session = len(state["sessions"])  # 1, 2, ...: sites refuse requests of older sessions
-    sites = handshake(tgrid, nodes, schema.hash(), s.stage_timeout, run_id=run_id,
-                      records=records, require_all=False, session=session)
+    sites = handshake(tgrid, sorted(tgrid.get_node_ids()), schema.hash(), s.stage_timeout,
+                      run_id=run_id, records=records, require_all=False, session=session)
     if len(sites) < s.threshold:
         raise RunStopped(f"run {run_id}: only {len(sites)} sites answered the hello "
                          f"({sorted(sites.values())}); the threshold is {s.threshold}.")
-    hello = {sites[n]: records[n] for n in sites}
+    return sites, {sites[n]: records[n] for n in sites}
+
+
+def _orchestrator(s: DeploySettings, schema: Schema, config: CondenseConfig, run_id: str,
+                  hello: Mapping[str, Mapping[str, Any]]) -> Orchestrator:
+    """A new orchestrator over the sites that said hello, or the checkpointed one."""
+    ck_path = s.out_dir / CHECKPOINT_FILE
     if s.resume and ck_path.exists():
         orch = Orchestrator.resume(ck_path, schema, config, None, mode=s.mode,
                                    threshold=s.threshold)
         unknown = set(hello) - set(orch.sites)
         if unknown:
             raise FedcondenseError(f"sites {sorted(unknown)} were not part of run {run_id}.")
-    else:
-        infos = [SiteInfo(site, int(rec["capacity"]), config.sample_rate)
-                 for site, rec in sorted(hello.items())]
-        orch = Orchestrator(schema, config, infos, mode=s.mode, threshold=s.threshold)
-        orch.resumed_from = 0 if s.resume else None
-    next_attempt = reconcile(orch, hello, run_id) if s.resume else {}
+        return orch
+    infos = [SiteInfo(site, int(rec["capacity"]), config.sample_rate)
+             for site, rec in sorted(hello.items())]
+    orch = Orchestrator(schema, config, infos, mode=s.mode, threshold=s.threshold)
+    orch.resumed_from = 0 if s.resume else None
+    return orch
 
+
+def _round_loop(grid: Any, context: Any, tgrid: Any, s: DeploySettings, schema: Schema,
+                orch: Orchestrator, run_id: str, sites: dict[int, str], session: int,
+                next_attempt: dict[tuple[str, int], int]) -> RoundLoop:
+    """The round loop's context: the SecAgg+ workflow's legacy context over ``sites``."""
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.compat.grid_client_proxy import GridClientProxy
+
+    from fedcondense.server.secure_sum import TransportConfig
+    from fedcondense.server.strategy import SumStrategy
+
+    transport = TransportConfig(expected_sites=s.sites, min_sites=s.threshold,
+                                timeout=s.stage_timeout, max_attempts=s.max_attempts,
+                                node_wait=s.node_wait)
+    transport.validate()
     manager = SimpleClientManager()
     for nid in sites:
         manager.register(GridClientProxy(nid, tgrid, tgrid.run.run_id))
     strategy = SumStrategy()
-    ctx = LegacyContext(context, config=ServerConfig(num_rounds=config.rounds + 1),
-                        strategy=strategy, client_manager=manager)
-    transport_log: list[dict[str, Any]] = list(orch.checkpoint_extra.get("transport", []))
-    run_info: dict[str, Any] = {
+    legacy = LegacyContext(context, config=ServerConfig(num_rounds=orch.config.rounds + 1),
+                           strategy=strategy, client_manager=manager)
+    return RoundLoop(tgrid, legacy, strategy, orch, schema, run_id, sites, transport,
+                     s.threshold, session, next_attempt,
+                     list(orch.checkpoint_extra.get("transport", [])))
+
+
+def coordinate(grid: Any, context: Any) -> None:
+    """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
+    from fedcondense.protocol.release import package_versions
+    from fedcondense.server.transport_trace import TracingGrid
+
+    t_start = time.perf_counter()
+    s, schema = _settings(context)
+    s.out_dir.mkdir(parents=True, exist_ok=True)
+    route_flower_logs(s.out_dir)
+    state = _session_state(s, context)
+    run_id = str(state["run_id"])
+    config = replace(s.condense, seed=int(state["run_seed"]))
+    tgrid = TracingGrid(grid, poll_interval=s.reply_poll)
+    session = len(state["sessions"])  # 1, 2, ...: sites refuse requests of older sessions
+    sites, hello = _hello(tgrid, s, schema, run_id, session)
+    orch = _orchestrator(s, schema, config, run_id, hello)
+    next_attempt = reconcile(orch, hello, run_id) if s.resume else {}
+    loop = _round_loop(grid, context, tgrid, s, schema, orch, run_id, sites, session,
+                       next_attempt)
+    run = DeployedRun(s.out_dir, loop, t_start, {
         "command": "deploy", "run_id": run_id, "flower_runs": state["sessions"],
         "config": config_dict(config), "run_seed": orch.run_seed, "schema_hash": schema.hash(),
         "n_sites": len(orch.sites),
         "declared_capacity": {k: v.capacity for k, v in orch.sites.items()},
         "secure_aggregation": True, "noise_mode": s.mode, "threshold": s.threshold,
         "stage_timeout_s": s.stage_timeout, "resumed_from_round": orch.resumed_from,
-        "handshake_seconds": time.perf_counter() - t_start, "versions": package_versions()}
+        "handshake_seconds": time.perf_counter() - t_start, "versions": package_versions()})
+    drive(loop, run.after_round, run.stop)
+    run.finish("completed")
+    progress(s.out_dir, f"run {run_id} completed in {time.perf_counter() - t_start:.0f} s: "
+                        f"{s.out_dir / 'synthetic.csv'}")
 
-    def finish(status: str, message: str = "") -> None:
-        privacy = orch.privacy_report()
-        privacy.update(status=status, secure_aggregation=True, run_id=run_id,
-                       site_ledgers="every site charged its own ledger before answering")
-        run_info.update(status=status, message=message, rounds=orch.history,
-                        transport=transport_log, wall_seconds=time.perf_counter() - t_start)
-        run_info["round_seconds"] = [r["wall_s"] for r in transport_log]
-        run_info["stage_seconds_median"] = stage_medians(transport_log)
-        if status == "completed":
-            write_release(out, orch.synthetic.decode(), privacy, run_info)  # type: ignore[union-attr]
-        else:
-            _write_json(out / "privacy.json", privacy)
-            _write_json(out / "run.json", run_info)
-            progress(out, f"run {run_id} {status}: {message}")
 
-    lost: set[str] = set()  # sites that stopped answering (timeouts) in this session
-    while not orch.finished():
-        online = set(tgrid.get_node_ids())
-        targets = {n: site for n, site in sites.items() if n in online and site not in lost}
-        if len(targets) < s.threshold:
-            msg = (f"run {run_id} stopped before {'init' if orch.needs_init() else 'round'} "
-                   f"{orch.rounds_done + (0 if orch.needs_init() else 1)}: only "
-                   f"{len(targets)} of {len(orch.sites)} sites online "
-                   f"({sorted(targets.values())}), the threshold is {s.threshold}; resume "
-                   f"with resume=true when enough sites are back.")
-            finish("stopped", msg)
-            raise RunStopped(msg)
-        t_build = time.perf_counter()
-        base = build_message(orch, schema, run_id, transport.clipping_range, session)
-        build_s = time.perf_counter() - t_build
-        attempt_base = next_attempt.get((base.kind, base.round_index), 0)
-        outcome, info = run_round(tgrid, ctx, strategy, base, targets, transport, attempt_base)
-        refused = {site: line for site, line in info["errors"].items() if BUDGET_MARK in line}
-        timed_out = {site for site, line in info["errors"].items()
-                     if site in orch.sites and not line.startswith("site ")}  # unreachable
-        if timed_out - lost:
-            LOG.warning("run %s: %s stopped answering; dropped for the rest of this session",
-                        run_id, sorted(timed_out - lost))
-        lost |= timed_out
-        sent = [site for site, k in info["charges"].items() if site not in refused
-                for _ in range(int(k))]
-        contributed = list(info["contributed"]) if outcome is not None else []
-        summed = outcome.summed if outcome is not None and contributed else None
-        transport_log.append({k: v for k, v in info.items() if k != "errors"}
-                             | {"errors": info["errors"]})
-        t_apply = time.perf_counter()
-        if base.kind == "init":
-            if summed is None or not orch.apply_init(summed, sent, contributed):
-                why = "; ".join(refused.values()) or "too few sites answered"
-                msg = f"run {run_id} stopped at the initialisation: {why}"
-                finish("stopped", msg)
-                raise RunStopped(msg)
-        else:
-            orch.apply_round(summed if summed is not None else np.zeros(config.directions),
-                             sent, contributed if summed is not None else [],
-                             {"wall_s": info["wall_s"], "overhead_s": info["overhead_s"]})
+@dataclass
+class DeployedRun:
+    """What the deployed coordinator writes as a run goes: checkpoints, progress lines and,
+    at the end, the release or the stopped run's ``privacy.json`` and ``run.json``."""
+
+    out: Path
+    loop: RoundLoop
+    t_start: float
+    run_info: dict[str, Any]
+
+    def after_round(self, base: RoundMessage, info: dict[str, Any], n_targets: int,
+                    seconds: dict[str, float]) -> None:
+        """Checkpoint, one progress line, and the coordinator's own stage seconds."""
+        orch, log = self.loop.orch, self.loop.transport_log
         t_save = time.perf_counter()
-        orch.save(ck_path, extra={"run_id": run_id, "transport": transport_log})
+        orch.save(self.out / CHECKPOINT_FILE, extra={"run_id": self.loop.run_id,
+                                                     "transport": log})
         t_line = time.perf_counter()
         eps = orch.privacy_report()["epsilon"]
-        progress(out, round_line(base.kind, base.round_index, config.rounds, eps,
-                                  config.epsilon if config.private else "inf",
-                                  len(contributed), len(targets),
-                                  time.perf_counter() - t_build))
-        transport_log[-1]["coordinator_s"] = {
-            "build": build_s, "apply": t_save - t_apply, "checkpoint": t_line - t_save,
+        config = orch.config
+        progress(self.out, round_line(base.kind, base.round_index, config.rounds, eps,
+                                      config.epsilon if config.private else "inf",
+                                      len(info["contributed"]), n_targets,
+                                      time.perf_counter() - seconds["started"]))
+        log[-1]["coordinator_s"] = {
+            "build": seconds["build"], "apply": seconds["apply"], "checkpoint": t_line - t_save,
             "progress": time.perf_counter() - t_line}
-        if refused:
-            msg = (f"run {run_id} stopped after {base.kind} {base.round_index}: "
-                   + " | ".join(refused[k] for k in sorted(refused)))
-            finish("stopped", msg)
-            raise RunStopped(msg)
-    finish("completed")
-    progress(out, f"run {run_id} completed in {time.perf_counter() - t_start:.0f} s: "
-                   f"{out / 'synthetic.csv'}")
+
+    def finish(self, status: str, message: str = "") -> None:
+        """Write the release (completed) or the stopped run's reports."""
+        from fedcondense.protocol.release import write_release
+
+        orch, log = self.loop.orch, self.loop.transport_log
+        privacy = orch.privacy_report()
+        privacy.update(status=status, secure_aggregation=True, run_id=self.loop.run_id,
+                       site_ledgers="every site charged its own ledger before answering")
+        self.run_info.update(status=status, message=message, rounds=orch.history,
+                             transport=log, wall_seconds=time.perf_counter() - self.t_start)
+        self.run_info["round_seconds"] = [r["wall_s"] for r in log]
+        self.run_info["stage_seconds_median"] = stage_medians(log)
+        if status == "completed":
+            write_release(self.out, orch.synthetic.decode(), privacy, self.run_info)  # type: ignore[union-attr]
+        else:
+            _write_json(self.out / "privacy.json", privacy)
+            _write_json(self.out / "run.json", self.run_info)
+            progress(self.out, f"run {self.loop.run_id} {status}: {message}")
+
+    def stop(self, message: str) -> NoReturn:
+        """Write the stopped run's reports and raise :class:`RunStopped`."""
+        self.finish("stopped", message)
+        raise RunStopped(message)
 
 
 def summary_line(out: Path) -> str:

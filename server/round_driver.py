@@ -1,0 +1,144 @@
+"""The coordinator's round loop: one request after another until the run is done or must stop.
+
+Each pass takes the sites that are online and have not stopped answering in this session,
+builds the orchestrator's next request (:func:`~fedcondense.server.round_messages.build_message`),
+delivers it through secure aggregation (:func:`~fedcondense.server.secure_sum.run_round`, with
+retries and attempt numbers after any an earlier session used), and applies the result:
+
+* every delivery is charged to the site it reached, except deliveries the site refused for
+  budget reasons (it charged nothing: its refusal carries :data:`BUDGET_MARK`);
+* a site that timed out is dropped for the rest of the session (a crashed site does not cost
+  every later round a stage timeout);
+* the initialisation must reach enough sites or the run stops; a round that formed no sum is
+  applied as a zero update and still charged;
+* after the round the caller's ``after_round`` runs (checkpoint, progress line); a budget
+  refusal then stops the run, naming the site.
+
+Stopping goes through the caller's ``stop(message)``, which must not return (it writes the
+stopped run's files and raises).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import numpy as np
+
+from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.site_budget import BUDGET_MARK
+from fedcondense.server.orchestrator import Orchestrator
+from fedcondense.server.round_messages import build_message
+
+LOG = logging.getLogger("fedcondense.coordinator")
+
+AfterRound = Callable[[RoundMessage, dict[str, Any], int, dict[str, float]], None]
+"""``after_round(request, info, n_targets, seconds)``: checkpoint, progress line, … ``seconds``
+has ``started`` (``perf_counter`` when the request was built), ``build`` and ``apply``."""
+
+
+@dataclass
+class RoundLoop:
+    """What every pass of the loop needs (see the module docstring).
+
+    Attributes
+    ----------
+    grid, legacy, strategy :
+        The traced Flower grid, the legacy SecAgg+ context and the sum strategy.
+    orch : Orchestrator
+        The coordinator state the results are applied to.
+    schema : Schema
+    run_id : str
+    sites : dict
+        Node id → site id of the sites that answered the hello.
+    transport : TransportConfig
+    threshold : int
+        Fewest sites a round may go ahead with.
+    session : int
+        The coordinator's session of this run (sites refuse older sessions' requests).
+    next_attempt : dict
+        ``(kind, round) → first attempt number`` (after an earlier session's attempts).
+    transport_log : list
+        One ``info`` dict per round (appended to).
+    """
+
+    grid: Any
+    legacy: Any
+    strategy: Any
+    orch: Orchestrator
+    schema: Schema
+    run_id: str
+    sites: dict[int, str]
+    transport: Any
+    threshold: int
+    session: int = 1
+    next_attempt: dict[tuple[str, int], int] = field(default_factory=dict)
+    transport_log: list[dict[str, Any]] = field(default_factory=list)
+    lost: set[str] = field(default_factory=set)
+
+    def targets(self) -> dict[int, str]:
+        """The sites to ask next: online now and not dropped in this session."""
+        online = set(self.grid.get_node_ids())
+        return {n: s for n, s in self.sites.items() if n in online and s not in self.lost}
+
+    def too_few_message(self, targets: dict[int, str]) -> str:
+        orch = self.orch
+        return (f"run {self.run_id} stopped before {'init' if orch.needs_init() else 'round'} "
+                f"{orch.rounds_done + (0 if orch.needs_init() else 1)}: only "
+                f"{len(targets)} of {len(orch.sites)} sites online "
+                f"({sorted(targets.values())}), the threshold is {self.threshold}; resume "
+                f"with resume=true when enough sites are back.")
+
+
+def drive(loop: RoundLoop, after_round: AfterRound, stop: Callable[[str], NoReturn]) -> None:
+    """Run requests until ``loop.orch`` is finished (see the module docstring)."""
+    from fedcondense.server.secure_sum import run_round
+
+    while not loop.orch.finished():
+        targets = loop.targets()
+        if len(targets) < loop.threshold:
+            stop(loop.too_few_message(targets))
+        t_build = time.perf_counter()
+        base = build_message(loop.orch, loop.schema, loop.run_id,
+                             loop.transport.clipping_range, loop.session)
+        seconds = {"started": t_build, "build": time.perf_counter() - t_build}
+        attempt_base = loop.next_attempt.get((base.kind, base.round_index), 0)
+        outcome, info = run_round(loop.grid, loop.legacy, loop.strategy, base, targets,
+                                  loop.transport, attempt_base)
+        refused = {site: line for site, line in info["errors"].items() if BUDGET_MARK in line}
+        _drop_silent_sites(loop, info)
+        sent = [site for site, k in info["charges"].items() if site not in refused
+                for _ in range(int(k))]
+        contributed = list(info["contributed"]) if outcome is not None else []
+        summed = outcome.summed if outcome is not None and contributed else None
+        loop.transport_log.append({k: v for k, v in info.items() if k != "errors"}
+                                  | {"errors": info["errors"]})
+        t_apply = time.perf_counter()
+        if base.kind == "init":
+            if summed is None or not loop.orch.apply_init(summed, sent, contributed):
+                why = "; ".join(refused.values()) or "too few sites answered"
+                stop(f"run {loop.run_id} stopped at the initialisation: {why}")
+        else:
+            loop.orch.apply_round(
+                summed if summed is not None else np.zeros(loop.orch.config.directions),
+                sent, contributed if summed is not None else [],
+                {"wall_s": info["wall_s"], "overhead_s": info["overhead_s"]})
+        seconds["apply"] = time.perf_counter() - t_apply
+        after_round(base, info, len(targets), seconds)
+        if refused:
+            stop(f"run {loop.run_id} stopped after {base.kind} {base.round_index}: "
+                 + " | ".join(refused[k] for k in sorted(refused)))
+
+
+def _drop_silent_sites(loop: RoundLoop, info: dict[str, Any]) -> None:
+    """Sites that timed out (no line of their own) are dropped for the rest of the session."""
+    timed_out = {site for site, line in info["errors"].items()
+                 if site in loop.orch.sites and not line.startswith("site ")}
+    if timed_out - loop.lost:
+        LOG.warning("run %s: %s stopped answering; dropped for the rest of this session",
+                    loop.run_id, sorted(timed_out - loop.lost))
+    loop.lost |= timed_out
