@@ -41,7 +41,7 @@ from fedcondense.protocol.federation import NoiseMode
 from fedcondense.protocol.schema import Schema
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.protocol.messages import RoundMessage
-from fedcondense.server.round_driver import RoundLoop, drive
+from fedcondense.server.round_driver import RoundLoop, RunStopped, drive, open_loop
 from fedcondense.server.run_progress import (progress, round_line, route_flower_logs,
                                               stage_medians)
 
@@ -50,10 +50,6 @@ STATE_FILE = "coordinator.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 REPLY_POLL_S = 0.1
 """Seconds between the coordinator's pulls for replies (Flower's own grid waits 3 s)."""
-
-
-class RunStopped(FedcondenseError):
-    """The coordinator stopped the run cleanly (budget refusal, too few sites)."""
 
 
 @dataclass(frozen=True)
@@ -208,32 +204,6 @@ def _orchestrator(s: DeploySettings, schema: Schema, config: CondenseConfig, run
     return orch
 
 
-def _round_loop(grid: Any, context: Any, tgrid: Any, s: DeploySettings, schema: Schema,
-                orch: Orchestrator, run_id: str, sites: dict[int, str], session: int,
-                next_attempt: dict[tuple[str, int], int]) -> RoundLoop:
-    """The round loop's context: the SecAgg+ workflow's legacy context over ``sites``."""
-    from flwr.server import LegacyContext, ServerConfig
-    from flwr.server.client_manager import SimpleClientManager
-    from flwr.server.compat.grid_client_proxy import GridClientProxy
-
-    from fedcondense.server.secure_sum import TransportConfig
-    from fedcondense.server.strategy import SumStrategy
-
-    transport = TransportConfig(expected_sites=s.sites, min_sites=s.threshold,
-                                timeout=s.stage_timeout, max_attempts=s.max_attempts,
-                                node_wait=s.node_wait)
-    transport.validate()
-    manager = SimpleClientManager()
-    for nid in sites:
-        manager.register(GridClientProxy(nid, tgrid, tgrid.run.run_id))
-    strategy = SumStrategy()
-    legacy = LegacyContext(context, config=ServerConfig(num_rounds=orch.config.rounds + 1),
-                           strategy=strategy, client_manager=manager)
-    return RoundLoop(tgrid, legacy, strategy, orch, schema, run_id, sites, transport,
-                     s.threshold, session, next_attempt,
-                     list(orch.checkpoint_extra.get("transport", [])))
-
-
 def coordinate(grid: Any, context: Any) -> None:
     """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
     from fedcondense.protocol.release import package_versions
@@ -251,8 +221,14 @@ def coordinate(grid: Any, context: Any) -> None:
     sites, hello = _hello(tgrid, s, schema, run_id, session)
     orch = _orchestrator(s, schema, config, run_id, hello)
     next_attempt = reconcile(orch, hello, run_id) if s.resume else {}
-    loop = _round_loop(grid, context, tgrid, s, schema, orch, run_id, sites, session,
-                       next_attempt)
+    from fedcondense.server.secure_sum import TransportConfig
+
+    transport = TransportConfig(expected_sites=s.sites, min_sites=s.threshold,
+                                timeout=s.stage_timeout, max_attempts=s.max_attempts,
+                                node_wait=s.node_wait)
+    loop = open_loop(context, tgrid, orch, schema, run_id, sites, transport, s.threshold,
+                     session=session, next_attempt=next_attempt,
+                     transport_log=orch.checkpoint_extra.get("transport", []))
     run = DeployedRun(s.out_dir, loop, t_start, {
         "command": "deploy", "run_id": run_id, "flower_runs": state["sessions"],
         "config": config_dict(config), "run_seed": orch.run_seed, "schema_hash": schema.hash(),

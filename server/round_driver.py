@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_budget import BUDGET_MARK
@@ -35,6 +36,10 @@ from fedcondense.server.orchestrator import Orchestrator
 from fedcondense.server.round_messages import build_message
 
 LOG = logging.getLogger("fedcondense.coordinator")
+
+class RunStopped(FedcondenseError):
+    """The coordinator stopped the run cleanly (budget refusal, too few sites)."""
+
 
 AfterRound = Callable[[RoundMessage, dict[str, Any], int, dict[str, float]], None]
 """``after_round(request, info, n_targets, seconds)``: checkpoint, progress line, … ``seconds``
@@ -64,6 +69,8 @@ class RoundLoop:
         ``(kind, round) → first attempt number`` (after an earlier session's attempts).
     transport_log : list
         One ``info`` dict per round (appended to).
+    noise_seed : int, optional
+        Seeded (non-private) site noise for reproducible simulations; never in deployment.
     """
 
     grid: Any
@@ -78,6 +85,7 @@ class RoundLoop:
     session: int = 1
     next_attempt: dict[tuple[str, int], int] = field(default_factory=dict)
     transport_log: list[dict[str, Any]] = field(default_factory=list)
+    noise_seed: int | None = None
     lost: set[str] = field(default_factory=set)
 
     def targets(self) -> dict[int, str]:
@@ -104,7 +112,7 @@ def drive(loop: RoundLoop, after_round: AfterRound, stop: Callable[[str], NoRetu
             stop(loop.too_few_message(targets))
         t_build = time.perf_counter()
         base = build_message(loop.orch, loop.schema, loop.run_id,
-                             loop.transport.clipping_range, loop.session)
+                             loop.transport.clipping_range, loop.session, loop.noise_seed)
         seconds = {"started": t_build, "build": time.perf_counter() - t_build}
         attempt_base = loop.next_attempt.get((base.kind, base.round_index), 0)
         outcome, info = run_round(loop.grid, loop.legacy, loop.strategy, base, targets,
@@ -126,7 +134,8 @@ def drive(loop: RoundLoop, after_round: AfterRound, stop: Callable[[str], NoRetu
             loop.orch.apply_round(
                 summed if summed is not None else np.zeros(loop.orch.config.directions),
                 sent, contributed if summed is not None else [],
-                {"wall_s": info["wall_s"], "overhead_s": info["overhead_s"]})
+                {"wall_s": info["wall_s"], "overhead_s": info["overhead_s"],
+                 "site_compute_s": info.get("site_compute_s")})
         seconds["apply"] = time.perf_counter() - t_apply
         after_round(base, info, len(targets), seconds)
         if refused:
@@ -142,3 +151,28 @@ def _drop_silent_sites(loop: RoundLoop, info: dict[str, Any]) -> None:
         LOG.warning("run %s: %s stopped answering; dropped for the rest of this session",
                     loop.run_id, sorted(timed_out - loop.lost))
     loop.lost |= timed_out
+
+
+def open_loop(context: Any, tgrid: Any, orch: Orchestrator, schema: Schema, run_id: str,
+              sites: dict[int, str], transport: Any, threshold: int, *, session: int = 1,
+              next_attempt: dict[tuple[str, int], int] | None = None,
+              transport_log: list[dict[str, Any]] | None = None,
+              noise_seed: int | None = None) -> RoundLoop:
+    """A :class:`RoundLoop` over ``sites`` with the SecAgg+ workflow's legacy context (a
+    client manager of those nodes and the sum strategy), inside a ``ServerApp`` main."""
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.compat.grid_client_proxy import GridClientProxy
+
+    from fedcondense.server.strategy import SumStrategy
+
+    transport.validate()
+    manager = SimpleClientManager()
+    for nid in sites:
+        manager.register(GridClientProxy(nid, tgrid, tgrid.run.run_id))
+    strategy = SumStrategy()
+    legacy = LegacyContext(context, config=ServerConfig(num_rounds=orch.config.rounds + 1),
+                           strategy=strategy, client_manager=manager)
+    return RoundLoop(tgrid, legacy, strategy, orch, schema, run_id, sites, transport,
+                     threshold, session, dict(next_attempt or {}), list(transport_log or []),
+                     noise_seed)

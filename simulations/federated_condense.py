@@ -3,7 +3,9 @@
 :func:`run_federated` connects the transport-free :class:`~fedcondense.server.orchestrator.Orchestrator`
 (synthetic set, optimiser, per-site accounting) to the Flower transport
 (:func:`~fedcondense.simulations.federated_run.simulate_transport`: SecAgg+ or plain sums,
-Ray simulation engine or the in-process grid) and to the sites'
+Ray simulation engine or the in-process grid) through :class:`CoordinatorSession`, which runs
+the deployed coordinator's own round loop (:mod:`fedcondense.server.round_driver`: same
+requests, refusals, dropped sites and stops as ``flwr run deploy/app``), and to the sites'
 :class:`~fedcondense.client.site_handler.CondensationHandler` (as
 :class:`~fedcondense.simulations.round_timing.TimedSiteHandler`, which also logs each site's
 fit/predict/privacy seconds on this machine for the round split in ``run.json``).
@@ -27,16 +29,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import numpy as np
 
 from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.federation import NoiseMode
 from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.server.round_messages import build_message
 from fedcondense.server.secure_sum import RunReport, TransportConfig
 from fedcondense.simulations.compute_plan import ComputePlan, plan_compute
 from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
@@ -60,6 +60,65 @@ def simulated_capacity(n_rows: int) -> int:
     digits = max(0, len(str(int(n_rows))) - 2)
     step = 10 ** digits
     return int(-(-int(n_rows) // step) * step)
+
+
+@dataclass
+class CoordinatorSession:
+    """The simulated coordinator: the deployed round loop
+    (:func:`~fedcondense.server.round_driver.drive`) as the simulation's ``ServerApp`` main.
+
+    Same requests (one message builder), same handling of refusals, silent sites (dropped
+    for the rest of the run), thresholds and stops as a deployed run; what differs is only
+    what a simulation adds: seeded noise for reproducible studies, an optional checkpoint
+    file and a progress callback ``progress(request_number, {"seconds": wall})``.
+    """
+
+    orch: Orchestrator
+    schema: Schema
+    run_id: str
+    transport: TransportConfig
+    threshold: int
+    noise_seed: int | None = None
+    checkpoint: Path | None = None
+    progress: Callable[[int, dict[str, float]], None] | None = None
+    report: RunReport | None = None
+    error: BaseException | None = None
+
+    def __call__(self, grid: Any, context: Any) -> None:
+        try:
+            self.report = self._run(grid, context)
+        except BaseException as exc:  # re-raised by simulate_transport after the simulation
+            self.error = exc
+            raise
+
+    def _run(self, grid: Any, context: Any) -> RunReport:
+        from fedcondense.server.round_driver import RunStopped, drive, open_loop
+        from fedcondense.server.secure_sum import handshake, wait_for_nodes
+        from fedcondense.server.transport_trace import TracingGrid
+
+        t0 = time.perf_counter()
+        tgrid = TracingGrid(grid)
+        nodes = wait_for_nodes(tgrid, self.transport.expected_sites, self.transport.node_wait)
+        sites = handshake(tgrid, nodes, self.schema.hash(), self.transport.timeout,
+                          run_id=self.run_id, session=1)
+        report = RunReport(sites=dict(sites), handshake_s=time.perf_counter() - t0)
+        loop = open_loop(context, tgrid, self.orch, self.schema, self.run_id, sites,
+                         self.transport, self.threshold, noise_seed=self.noise_seed)
+
+        def after_round(base: RoundMessage, info: dict[str, Any], n_targets: int,
+                        seconds: dict[str, float]) -> None:
+            if self.checkpoint is not None and not self.orch.needs_init():
+                self.orch.save(self.checkpoint)
+            if self.progress is not None:
+                self.progress(len(loop.transport_log), {"seconds": float(info["wall_s"])})
+
+        def stop(message: str) -> NoReturn:
+            raise RunStopped(message)
+
+        drive(loop, after_round, stop)
+        report.rounds = loop.transport_log
+        report.total_s = time.perf_counter() - t0
+        return report
 
 
 def run_federated(site_files: Sequence[Path], schema_path: Path, config: CondenseConfig, *,
@@ -101,34 +160,16 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
     run_id = f"simulate-{int(time.time())}"
     transport = TransportConfig(expected_sites=n_sites, secure_aggregation=secure,
                                 min_sites=threshold if secure else None)
-    total = config.rounds + (1 if orch.needs_init() else 0)
+    total = config.rounds + (1 if orch.needs_init() else 0)  # requests, for the grid
 
-    def make_round(t: int) -> RoundMessage:
-        return build_message(orch, schema, run_id, transport.clipping_range,
-                             noise_seed=config.seed)
-
-    def on_sum(t: int, summed: np.ndarray | None, n: int, info: dict[str, Any]) -> None:
-        sent = [s for s, k in info.get("charges", {}).items() for _ in range(int(k))]
-        contributed = list(info.get("contributed", [])) if summed is not None else []
-        vec = np.zeros(1) if summed is None else np.asarray(summed, dtype=np.float64)
-        if orch.needs_init():
-            if summed is None or not orch.apply_init(vec, sent, contributed):
-                raise RuntimeError("the initialisation round did not reach enough sites")
-        else:
-            orch.apply_round(vec if summed is not None else np.zeros(config.directions), sent,
-                             contributed, {"wall_s": info.get("wall_s"),
-                                           "overhead_s": info.get("overhead_s"),
-                                           "site_compute_s": info.get("site_compute_s")})
-        if checkpoint is not None and not orch.needs_init():
-            orch.save(checkpoint)
-        if progress is not None:
-            progress(t, {"seconds": float(info.get("wall_s") or 0.0)})
-
+    session = CoordinatorSession(orch, schema, run_id, transport, threshold,
+                                 noise_seed=config.seed, checkpoint=checkpoint,
+                                 progress=progress)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedcondense-timings-") as timing_dir:
         handler = TimedSiteHandler(timing_dir=timing_dir, threads=compute.threads)
         gpus = 1.0 if compute.device.startswith("cuda") else 0.0
-        report = simulate_transport(handler, make_round, on_sum,
+        report = simulate_transport(handler, None, None, session=session,
                                     rounds=total, config=transport, schema_hash=schema.hash(),
                                     site_configs=configs, backend=backend, extra_mods=extra_mods,
                                     site_processes=site_processes, num_gpus=gpus)

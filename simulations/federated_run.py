@@ -132,13 +132,15 @@ def default_site_configs(n_sites: int, schema_hash: str, *, allow_plaintext: boo
     return out
 
 
-def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSum, *,
+def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
+                       on_sum: OnSum | None, *,
                        rounds: int, config: TransportConfig, schema_hash: str,
                        site_configs: Sequence[Mapping[str, Any]] | None = None,
                        backend: str = "ray", extra_mods: Sequence[Any] = (),
                        num_cpus: int = 2, site_processes: int | None = None,
                        num_gpus: float = 0.0,
-                       poll_interval: float | None = 0.01, verbose: bool = False) -> RunReport:
+                       poll_interval: float | None = 0.01, verbose: bool = False,
+                       session: Any = None) -> RunReport:
     """Run ``rounds`` rounds with ``config.expected_sites`` simulated sites.
 
     Parameters
@@ -171,6 +173,11 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
         :mod:`fedcondense.simulations.engine_polling`); ``None`` keeps Flower's.
     verbose : bool
         Flower debug logging.
+    session : callable, optional
+        The ``ServerApp`` main to run instead of a :class:`ServerSession` over ``make_round``
+        and ``on_sum`` (a callable ``(grid, context)`` with ``report`` and ``error``
+        attributes, e.g. the condensation coordinator of
+        :mod:`fedcondense.simulations.federated_condense`).
 
     Returns
     -------
@@ -183,7 +190,9 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound, on_sum: OnSu
     configs = list(site_configs) if site_configs is not None else default_site_configs(
         n, schema_hash, allow_plaintext=not config.secure_aggregation)
     client_app = make_client_app(handler, site_configs=configs, extra_mods=extra_mods)
-    session = ServerSession(rounds, make_round, on_sum, config, schema_hash)
+    if session is None:
+        assert make_round is not None and on_sum is not None
+        session = ServerSession(rounds, make_round, on_sum, config, schema_hash)
     if backend == "local":
         from fedcondense.simulations.local_grid import LocalGrid
 
