@@ -22,7 +22,9 @@ sites sharing a process do not refit; the families are built once per process
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,4 +117,26 @@ class CondensationHandler:
         rc = RoundConfig(int(h["run_seed"]), int(h["round_index"]), int(h["directions"]),
                          float(h["mu"]), float(h["clip_norm"]), str(h["direction_kind"]))
         q = float(h["sample_rate_by_site"][site])
-        return answer_round(table, synthetic, families, rc, q, message.noise_std, rng, _CACHE)
+        out = answer_round(table, synthetic, families, rc, q, message.noise_std, rng, _CACHE)
+        settle_heap()
+        return out
+
+
+_SETTLED: set[int] = set()
+
+
+def settle_heap() -> None:
+    """Once per process, after its first round: collect, then :func:`gc.freeze` every live
+    object (imports, the site table, fitted families, the framework's own state).
+
+    A site process is long-lived and big — a simulated site's Ray actor holds ~390,000
+    objects — and CPython's full collections walk all of them; they fired inside the fits and
+    cost a simulated Cox fit ~20-30 % more CPU than the same fit in ``condense``. Frozen
+    objects are still freed by reference counting; only cycles among them are never
+    collected, and the collection just before freezing leaves none behind.
+    """
+    pid = os.getpid()
+    if pid not in _SETTLED:
+        gc.collect()
+        gc.freeze()
+        _SETTLED.add(pid)

@@ -69,3 +69,22 @@ def test_seeded_noise_only_where_the_sites_own_simulation_config_allows_it(setup
     diffs = np.concatenate([CondensationHandler()(msg, cfg) - CondensationHandler()(msg, cfg)
                             for _ in range(6)])  # 48 coordinates: no luck involved
     assert np.std(diffs) > 0.5 * np.sqrt(2) * msg.noise_std
+
+
+def test_a_site_process_freezes_its_heap_once_after_its_first_round(setup):
+    import gc
+    import os
+
+    from fedcondense.client import site_handler
+
+    cfg, msg = setup
+    site_handler._SETTLED.discard(os.getpid())
+    gc.unfreeze()
+    try:
+        CondensationHandler()(msg, cfg)
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000 and os.getpid() in site_handler._SETTLED  # imports, table, ...
+        CondensationHandler()(msg, cfg)
+        assert gc.get_freeze_count() <= frozen  # once per process: no second freeze
+    finally:
+        gc.unfreeze()
