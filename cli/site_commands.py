@@ -337,10 +337,8 @@ def site_start(
                 restarts = daemon.restart_count
                 typer.echo(f"warm executor exited; restarted (pid {daemon.executor.pid})")
             if not announced and daemon.supernode.popen is not None:
-                m = None
-                for m in SUPERNODE_READY.finditer(daemon.supernode.log_text()):
-                    pass
-                if m and m.start() >= log_mark:
+                m = SUPERNODE_READY.search(daemon.supernode.log_text(), log_mark)
+                if m:
                     typer.echo(f"connected to {cfg.coordinator} as node {m.group(1)}")
                     announced = connected = True
                     log_mark = m.end()

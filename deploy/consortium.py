@@ -3,7 +3,8 @@
 :class:`LocalConsortium` creates the consortium PKI (CA, coordinator certificate, one node
 key per site), starts the SuperLink with TLS, SuperNode authentication and runtime
 dependency installation off, registers each site's key (again after a restart when the
-SuperLink keeps its state in memory, Flower's default and ours: see :data:`LINK_STATES`), and starts every site through the operator command ``fedcondense site start
+SuperLink keeps its state in memory, Flower's default and ours: see :data:`LINK_STATES`), and
+starts every site through the operator command ``fedcondense site start
 --config site.toml`` (TLS, node key, node config with the site's table, ledger and budget).
 Runs are submitted with ``flwr run deploy/app``. Everything started is stopped on exit,
 also on failure; every wait is bounded.

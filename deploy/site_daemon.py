@@ -42,6 +42,11 @@ RESTART_WINDOW_S = 300.0
 SUPERNODE_RETRY_S = 2.0
 
 
+def _exits_in_window(exits: list[float], now: float) -> list[float]:
+    """The exit times still inside :data:`RESTART_WINDOW_S`, plus the one at ``now``."""
+    return [t for t in exits if now - t < RESTART_WINDOW_S] + [now]
+
+
 def warm_mode() -> tuple[bool, str]:
     """Whether this site runs warm, and a line saying why not when it does not."""
     from fedcondense.deploy.flower_pins import problems
@@ -108,14 +113,17 @@ class SiteDaemon:
         self.runtime_api = runtime_address(supernode_argv)
         self.argv = (warm_supernode_argv(supernode_argv, secret_path) if warm
                      else list(supernode_argv))
-        self.supernode = ManagedProcess(f"SuperNode of {name}", self.argv, log_file, env=env,
-                                        timestamps=True)
+        self.supernode = self._supernode_process()
         self.executor: ManagedProcess | None = None
         self.restarts: list[float] = []
         self.restart_count = 0
         self.supernode_restarts: list[float] = []
         self.supernode_restart_count = 0
         self._supernode_due: float | None = None
+
+    def _supernode_process(self) -> ManagedProcess:
+        return ManagedProcess(f"SuperNode of {self.name}", self.argv, self.log_file,
+                              env=self.env, timestamps=True)
 
     def executor_argv(self) -> list[str]:
         """The warm executor's command line."""
@@ -141,7 +149,7 @@ class SiteDaemon:
         if self.executor is None or (rc := self.executor.poll()) is None:
             return None
         now = time.monotonic()
-        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        self.restarts = _exits_in_window(self.restarts, now)
         if len(self.restarts) > MAX_RESTARTS:
             return (f"the warm executor of site {self.name} exited {len(self.restarts)} "
                     f"times in {RESTART_WINDOW_S:g} s (last status {rc}); see {self.log_file}.")
@@ -163,9 +171,7 @@ class SiteDaemon:
         if self._supernode_due is not None:
             if now >= self._supernode_due:
                 self._supernode_due = None
-                self.supernode = ManagedProcess(f"SuperNode of {self.name}", self.argv,
-                                                self.log_file, env=self.env,
-                                                timestamps=True).start()
+                self.supernode = self._supernode_process().start()
                 self.supernode_restart_count += 1
             return None
         rc = self.supernode.poll()
@@ -173,8 +179,7 @@ class SiteDaemon:
             return None
         if not connected:
             return rc
-        self.supernode_restarts = [t for t in self.supernode_restarts
-                                   if now - t < RESTART_WINDOW_S] + [now]
+        self.supernode_restarts = _exits_in_window(self.supernode_restarts, now)
         if len(self.supernode_restarts) > MAX_RESTARTS:
             return rc
         delay = min(30.0, SUPERNODE_RETRY_S * 2 ** (len(self.supernode_restarts) - 1))

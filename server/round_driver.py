@@ -37,6 +37,7 @@ from fedcondense.server.round_messages import build_message
 
 LOG = logging.getLogger("fedcondense.coordinator")
 
+
 class RunStopped(FedcondenseError):
     """The coordinator stopped the run cleanly (budget refusal, too few sites)."""
 

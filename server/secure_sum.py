@@ -42,7 +42,6 @@ from flwr.server.client_manager import SimpleClientManager
 from flwr.server.compat.grid_client_proxy import GridClientProxy
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
 from flwr.server.workflow.constant import Key as WorkflowKey
-from flwr.serverapp import ServerApp
 from flwr.serverapp.grid import Grid
 
 from fedcondense.protocol.wire_names import HELLO_RECORD
@@ -369,36 +368,3 @@ def run_rounds(grid: Grid, context: Context, *, rounds: int, make_round: MakeRou
         report.rounds.append(info)
     report.total_s = time.perf_counter() - t0
     return report
-
-
-@dataclass
-class ServerSession:
-    """Everything a ``ServerApp`` needs; after the run holds the report or the error."""
-
-    rounds: int
-    make_round: MakeRound
-    on_sum: OnSum
-    config: TransportConfig
-    schema_hash: str
-    report: RunReport | None = None
-    error: BaseException | None = None
-
-    def __call__(self, grid: Grid, context: Context) -> None:
-        try:
-            self.report = run_rounds(grid, context, rounds=self.rounds,
-                                     make_round=self.make_round, on_sum=self.on_sum,
-                                     config=self.config, schema_hash=self.schema_hash)
-        except BaseException as exc:  # re-raised by the caller after the simulation stops
-            self.error = exc
-            raise
-
-
-def make_server_app(session: ServerSession) -> ServerApp:
-    """A ``ServerApp`` whose main function runs ``session``."""
-    app = ServerApp()
-
-    @app.main()
-    def main(grid: Grid, context: Context) -> None:
-        session(grid, context)
-
-    return app

@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-
 from fedcondense.protocol.condenser import CondenseConfig
 from fedcondense.protocol.federation import NoiseMode
 from fedcondense.protocol.messages import RoundMessage
 from fedcondense.protocol.schema import Schema
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.server.secure_sum import RunReport, TransportConfig
+from fedcondense.server.server_session import CapturedSession
 from fedcondense.simulations.compute_plan import ComputePlan, plan_compute
 from fedcondense.simulations.federated_run import default_site_configs, simulate_transport
 from fedcondense.simulations.round_timing import TimedSiteHandler, read_site_timings, round_split
@@ -63,7 +63,7 @@ def simulated_capacity(n_rows: int) -> int:
 
 
 @dataclass
-class CoordinatorSession:
+class CoordinatorSession(CapturedSession):
     """The simulated coordinator: the deployed round loop
     (:func:`~fedcondense.server.round_driver.drive`) as the simulation's ``ServerApp`` main.
 
@@ -81,17 +81,8 @@ class CoordinatorSession:
     noise_seed: int | None = None
     checkpoint: Path | None = None
     progress: Callable[[int, dict[str, float]], None] | None = None
-    report: RunReport | None = None
-    error: BaseException | None = None
 
-    def __call__(self, grid: Any, context: Any) -> None:
-        try:
-            self.report = self._run(grid, context)
-        except BaseException as exc:  # re-raised by simulate_transport after the simulation
-            self.error = exc
-            raise
-
-    def _run(self, grid: Any, context: Any) -> RunReport:
+    def run(self, grid: Any, context: Any) -> RunReport:
         from fedcondense.server.round_driver import RunStopped, drive, open_loop
         from fedcondense.server.secure_sum import handshake, wait_for_nodes
         from fedcondense.server.transport_trace import TracingGrid

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from fedcondense.protocol.messages import OverflowPolicy, RoundMessage
-from fedcondense.server.secure_sum import OnSum, MakeRound, RunReport, ServerSession, TransportConfig
+from fedcondense.server.secure_sum import MakeRound, OnSum, RunReport, TransportConfig
+from fedcondense.server.server_session import CapturedSession, ServerSession
 
 SiteHandler = Callable[[RoundMessage, Mapping[str, Any]], np.ndarray]
 
@@ -140,7 +141,7 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
                        num_cpus: int = 2, site_processes: int | None = None,
                        num_gpus: float = 0.0,
                        poll_interval: float | None = 0.01, verbose: bool = False,
-                       session: Any = None) -> RunReport:
+                       session: CapturedSession | None = None) -> RunReport:
     """Run ``rounds`` rounds with ``config.expected_sites`` simulated sites.
 
     Parameters
@@ -173,10 +174,9 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
         :mod:`fedcondense.simulations.engine_polling`); ``None`` keeps Flower's.
     verbose : bool
         Flower debug logging.
-    session : callable, optional
+    session : CapturedSession, optional
         The ``ServerApp`` main to run instead of a :class:`ServerSession` over ``make_round``
-        and ``on_sum`` (a callable ``(grid, context)`` with ``report`` and ``error``
-        attributes, e.g. the condensation coordinator of
+        and ``on_sum`` (e.g. the condensation coordinator of
         :mod:`fedcondense.simulations.federated_condense`).
 
     Returns
@@ -184,7 +184,7 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
     RunReport
     """
     from fedcondense.client.app import make_client_app
-    from fedcondense.server.secure_sum import make_server_app
+    from fedcondense.server.server_session import make_server_app
 
     n = config.expected_sites
     configs = list(site_configs) if site_configs is not None else default_site_configs(
