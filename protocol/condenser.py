@@ -1,23 +1,17 @@
-"""Central condensation: one data holder condenses its own table.
+"""A condensation run's settings, privacy plan, initialisation maths and result.
 
-This is the reference the federation must reproduce: with ``epsilon=inf`` and
-``sample_rate=1`` a federated run over any split of a table gives the same synthetic set as
-:func:`condense` on the pooled table with the same seed (up to secure-aggregation
-quantisation).
-
-Privacy flow (``central`` mode): validate (ε, δ, q) → calibrate σ (and σ_init for the DP
-initialisation) with the accountant → charge the ledger *before* touching data → DP
-initialisation → T rounds of the sampled Gaussian mechanism → release.
+Every run — central ``condense``, ``simulate`` and a deployed consortium — is configured by
+one :class:`CondenseConfig`, calibrated by :func:`plan_privacy` and reported through
+:class:`CondenseResult`; the round loop itself is the coordinator's
+(:func:`fedcondense.server.round_driver.drive`; central runs:
+:func:`fedcondense.server.central_run.condense`).
 """
 
 from __future__ import annotations
 
 import math
-import secrets
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +19,6 @@ from fedcondense.protocol.accounting import (
     AccountantName, Calibration, Spend, calibrate, validate_privacy,
     validate_sample_rate,
 )
-from fedcondense.protocol.checkpoint import Checkpoint, restore_generator
-from fedcondense.protocol.dp_mechanism import noise_generator, restorable_state
 from fedcondense.protocol.encoding import Encoder
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families import create_family, families_for_task
@@ -34,11 +26,10 @@ from fedcondense.protocol.families.base import ModelFamily
 from fedcondense.protocol.initialisation import (
     build_synthetic_set, noisy_group_sums, public_count, sensitivity, statistics_from_sums,
 )
-from fedcondense.protocol.optimizer import Adam
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.directions import DirectionKind
 from fedcondense.protocol.site_update import (
-    Records, RoundConfig, apply_update, fit_round, site_update,
+    Records,
 )
 from fedcondense.protocol.privacy_claims import release_claims
 from fedcondense.protocol.synthetic_set import SyntheticSet, free_dim
@@ -202,89 +193,6 @@ class CondenseResult:
             "noise_source": self.noise_source if claims["private"] else claims["noise_source"],
             "warnings": claims["warnings"],
         }
-
-
-def condense(
-    records: Records,
-    schema: Schema,
-    config: CondenseConfig,
-    progress: Callable[[int, dict[str, float]], None] | None = None,
-    checkpoint: str | Path | None = None,
-    resume: bool = False,
-    capacity: int | None = None,
-) -> CondenseResult:
-    """Run central condensation on ``records`` (already validated against ``schema``).
-
-    With ``checkpoint`` the full state is written atomically after every round; with
-    ``resume`` a run continues from that file (same result as an uninterrupted run).
-
-    The update is normalised by ``sample_rate × count`` where the count is public: the DP
-    initialisation's noisy record count (post-processing), else the declared ``capacity``.
-    A private run with ``init="random"`` needs ``capacity``; only a non-private (ε = inf or
-    seeded) run falls back to the exact count.
-    """
-    n = len(records.X)
-    config.validate(n)
-    families = make_families(config, schema)
-    plan = plan_privacy(config)
-    ckpt = Checkpoint.load(checkpoint, schema) if resume and checkpoint else None
-    if ckpt is not None:
-        run_seed, start = ckpt.run_seed, ckpt.round_index
-        synthetic, optimizer = ckpt.synthetic, ckpt.optimizer
-        rng = restore_generator(ckpt.rng_state) if ckpt.rng_state else noise_generator(None)[0]
-        source = ckpt.meta.get("noise_source", "os-csprng")
-        count = ckpt.meta.get("public_count")
-    else:
-        run_seed = config.seed if config.seed is not None else secrets.randbits(63)
-        rng, source = noise_generator(config.seed)
-        synthetic, count = initial_state(records, schema, config, plan, run_seed, rng)
-        optimizer, start = Adam(lr=config.lr), 0
-    if count is None:
-        count = _declared_count(config, capacity, n)
-
-    result = CondenseResult(synthetic, plan, run_seed, source, public_count=float(count))
-    totals = {"fit": 0.0, "predict": 0.0, "privacy": 0.0, "update": 0.0, "checkpoint": 0.0}
-    for t in range(start, config.rounds):
-        r0 = time.perf_counter()
-        rc = RoundConfig(run_seed, t + 1, config.directions, config.mu, config.clip_norm,
-                         config.direction_kind)
-        fits = fit_round(synthetic, families, rc)
-        upd = site_update(records, fits, config.sample_rate, plan.sigma * config.clip_norm, rng)
-        u0 = time.perf_counter()
-        grad = apply_update(synthetic, optimizer, upd.vector, fits.directions, config.mu,
-                            config.sample_rate * float(count))
-        totals["fit"] += fits.fit_seconds
-        totals["predict"] += upd.timings["predict"]
-        totals["privacy"] += upd.timings["privacy"]
-        totals["update"] += time.perf_counter() - u0
-        if checkpoint is not None:
-            c0 = time.perf_counter()
-            Checkpoint(synthetic, optimizer, t + 1, run_seed, restorable_state(rng),
-                       {"noise_source": source, "config": config_dict(config),
-                        "public_count": float(count)}).save(checkpoint)
-            totals["checkpoint"] += time.perf_counter() - c0
-        result.function_evaluations += 2 * config.directions * len(families)
-        row = {"round": t + 1, "seconds": time.perf_counter() - r0,
-               "grad_norm": float(np.linalg.norm(grad)), "fit_s": fits.fit_seconds,
-               "fit_cpu_s": fits.fit_cpu_seconds,
-               "predict_s": upd.timings["predict"], "privacy_s": upd.timings["privacy"]}
-        result.history.append(row)
-        if progress is not None:
-            progress(t + 1, row)
-    result.timings = totals
-    return result
-
-
-def _declared_count(config: CondenseConfig, capacity: int | None, n: int) -> float:
-    """The public count without a DP initialisation: the declared capacity."""
-    if capacity is not None:
-        if capacity < 1:
-            raise FedcondenseError(f"--capacity {capacity}: declare a positive number of records.")
-        return float(capacity)
-    if config.private and config.seed is None:
-        raise FedcondenseError("--init random in a private run needs --capacity N: a public "
-                               "upper bound on the records (the exact count is not private).")
-    return float(n)
 
 
 def public_init_rng(run_seed: int) -> np.random.Generator:

@@ -1,9 +1,13 @@
 """The coordinator's round loop: one request after another until the run is done or must stop.
 
+One loop for every way a run reaches its sites: ``condense`` (one data holder, no transport:
+:class:`~fedcondense.server.central_run.CentralSite`), ``simulate`` (Flower's simulation
+engine) and the deployed ServerApp (both :class:`SecureSumDelivery`, SecAgg+).
+
 Each pass takes the sites that are online and have not stopped answering in this session,
 builds the orchestrator's next request (:func:`~fedcondense.server.round_messages.build_message`),
-delivers it through secure aggregation (:func:`~fedcondense.server.secure_sum.run_round`, with
-retries and attempt numbers after any an earlier session used), and applies the result:
+hands it to the run's :class:`Delivery` (secure aggregation with retries and attempt numbers
+after any an earlier session used, or the one local site), and applies the result:
 
 * every delivery is charged to the site it reached, except deliveries the site refused for
   budget reasons (it charged nothing: its refusal carries :data:`BUDGET_MARK`);
@@ -24,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -47,21 +51,63 @@ AfterRound = Callable[[RoundMessage, dict[str, Any], int, dict[str, float]], Non
 has ``started`` (``perf_counter`` when the request was built), ``build`` and ``apply``."""
 
 
+class Delivery(Protocol):
+    """How a request reaches the sites and their sum comes back."""
+
+    clipping_range: float
+    """Public range the replies are scaled under (SecAgg+'s; any positive value locally)."""
+
+    def online(self) -> set[int]:
+        """Node ids reachable now."""
+        ...
+
+    def deliver(self, base: RoundMessage, targets: dict[int, str],
+                attempt_base: int) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """Deliver ``base`` to ``targets``; the sum (``None`` if none formed) and the
+        round's ``info`` (``charges``, ``contributed``, ``errors``, ``wall_s``,
+        ``overhead_s``, ``site_compute_s``, …)."""
+        ...
+
+
+@dataclass
+class SecureSumDelivery:
+    """Delivery through Flower: SecAgg+ (or plain, in tests) over a traced grid."""
+
+    grid: Any
+    legacy: Any
+    strategy: Any
+    transport: Any
+
+    @property
+    def clipping_range(self) -> float:
+        return float(self.transport.clipping_range)
+
+    def online(self) -> set[int]:
+        return set(self.grid.get_node_ids())
+
+    def deliver(self, base: RoundMessage, targets: dict[int, str],
+                attempt_base: int) -> tuple[np.ndarray | None, dict[str, Any]]:
+        from fedcondense.server.secure_sum import run_round
+
+        outcome, info = run_round(self.grid, self.legacy, self.strategy, base, targets,
+                                  self.transport, attempt_base)
+        return (None if outcome is None else outcome.summed), info
+
+
 @dataclass
 class RoundLoop:
     """What every pass of the loop needs (see the module docstring).
 
     Attributes
     ----------
-    grid, legacy, strategy :
-        The traced Flower grid, the legacy SecAgg+ context and the sum strategy.
+    delivery : Delivery
+        How requests reach the sites (:class:`SecureSumDelivery`, or one local site).
     orch : Orchestrator
         The coordinator state the results are applied to.
     schema : Schema
     run_id : str
     sites : dict
         Node id → site id of the sites that answered the hello.
-    transport : TransportConfig
     threshold : int
         Fewest sites a round may go ahead with.
     session : int
@@ -74,14 +120,11 @@ class RoundLoop:
         Seeded (non-private) site noise for reproducible simulations; never in deployment.
     """
 
-    grid: Any
-    legacy: Any
-    strategy: Any
+    delivery: Delivery
     orch: Orchestrator
     schema: Schema
     run_id: str
     sites: dict[int, str]
-    transport: Any
     threshold: int
     session: int = 1
     next_attempt: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -91,7 +134,7 @@ class RoundLoop:
 
     def targets(self) -> dict[int, str]:
         """The sites to ask next: online now and not dropped in this session."""
-        online = set(self.grid.get_node_ids())
+        online = self.delivery.online()
         return {n: s for n, s in self.sites.items() if n in online and s not in self.lost}
 
     def too_few_message(self, targets: dict[int, str]) -> str:
@@ -105,25 +148,22 @@ class RoundLoop:
 
 def drive(loop: RoundLoop, after_round: AfterRound, stop: Callable[[str], NoReturn]) -> None:
     """Run requests until ``loop.orch`` is finished (see the module docstring)."""
-    from fedcondense.server.secure_sum import run_round
-
     while not loop.orch.finished():
         targets = loop.targets()
         if len(targets) < loop.threshold:
             stop(loop.too_few_message(targets))
         t_build = time.perf_counter()
         base = build_message(loop.orch, loop.schema, loop.run_id,
-                             loop.transport.clipping_range, loop.session, loop.noise_seed)
+                             loop.delivery.clipping_range, loop.session, loop.noise_seed)
         seconds = {"started": t_build, "build": time.perf_counter() - t_build}
         attempt_base = loop.next_attempt.get((base.kind, base.round_index), 0)
-        outcome, info = run_round(loop.grid, loop.legacy, loop.strategy, base, targets,
-                                  loop.transport, attempt_base)
+        summed, info = loop.delivery.deliver(base, targets, attempt_base)
         refused = {site: line for site, line in info["errors"].items() if BUDGET_MARK in line}
         _drop_silent_sites(loop, info)
         sent = [site for site, k in info["charges"].items() if site not in refused
                 for _ in range(int(k))]
-        contributed = list(info["contributed"]) if outcome is not None else []
-        summed = outcome.summed if outcome is not None and contributed else None
+        contributed = list(info["contributed"]) if summed is not None else []
+        summed = summed if contributed else None
         loop.transport_log.append({k: v for k, v in info.items() if k != "errors"}
                                   | {"errors": info["errors"]})
         t_apply = time.perf_counter()
@@ -174,6 +214,6 @@ def open_loop(context: Any, tgrid: Any, orch: Orchestrator, schema: Schema, run_
     strategy = SumStrategy()
     legacy = LegacyContext(context, config=ServerConfig(num_rounds=orch.config.rounds + 1),
                            strategy=strategy, client_manager=manager)
-    return RoundLoop(tgrid, legacy, strategy, orch, schema, run_id, sites, transport,
-                     threshold, session, dict(next_attempt or {}), list(transport_log or []),
-                     noise_seed)
+    return RoundLoop(SecureSumDelivery(tgrid, legacy, strategy, transport), orch, schema,
+                     run_id, sites, threshold, session, dict(next_attempt or {}),
+                     list(transport_log or []), noise_seed)

@@ -48,12 +48,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
 from fedcondense.protocol.condenser import (  # noqa: E402
-    CondenseConfig, condense, initial_synthetic_set, plan_privacy,
+    CondenseConfig, initial_synthetic_set, plan_privacy,
 )
 from fedcondense.protocol.dp_mechanism import poisson_sample  # noqa: E402
 from fedcondense.protocol.families import create_family  # noqa: E402
 from fedcondense.protocol.site_table import load_site_table  # noqa: E402
 from fedcondense.protocol.site_update import RoundConfig, fit_round, per_record_losses  # noqa: E402
+from fedcondense.server.central_run import condense  # noqa: E402
 from fedcondense.simulations.datasets import export_dataset  # noqa: E402
 
 DATASET = {"classification": "breast_cancer", "survival": "gbsg2"}

@@ -26,7 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
-from fedcondense.protocol.condenser import CondenseConfig, condense  # noqa: E402
+from fedcondense.protocol.condenser import CondenseConfig  # noqa: E402
+from fedcondense.server.central_run import condense  # noqa: E402
 from fedcondense.protocol.families import families_for_task  # noqa: E402
 from fedcondense.protocol.site_table import load_site_table  # noqa: E402
 from fedcondense.simulations.datasets import DATASETS, load_dataset, train_test_split_table  # noqa: E402

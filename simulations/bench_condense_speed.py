@@ -24,7 +24,8 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from fedcondense.protocol.condenser import CondenseConfig, condense  # noqa: E402
+from fedcondense.protocol.condenser import CondenseConfig  # noqa: E402
+from fedcondense.server.central_run import condense  # noqa: E402
 from fedcondense.protocol.site_table import load_site_table  # noqa: E402
 from fedcondense.simulations.datasets import load_dataset  # noqa: E402
 

@@ -34,7 +34,8 @@ import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
-from fedcondense.protocol.condenser import CondenseConfig, condense  # noqa: E402
+from fedcondense.protocol.condenser import CondenseConfig  # noqa: E402
+from fedcondense.server.central_run import condense  # noqa: E402
 from fedcondense.protocol.families import families_for_task  # noqa: E402
 from fedcondense.protocol.site_table import load_site_table  # noqa: E402
 from fedcondense.simulations.datasets import (  # noqa: E402

@@ -5,7 +5,7 @@ For each case — logistic regression + decision tree on ``heart_disease``, Cox 
 (seed 0, P = ``--directions``, ``--rounds`` rounds) and the same
 :class:`~fedcondense.simulations.compute_plan.ComputePlan`:
 
-* **condense** — :func:`~fedcondense.protocol.condenser.condense` on the pooled table;
+* **condense** — :func:`~fedcondense.server.central_run.condense` on the pooled table;
 * **simulate** — :func:`~fedcondense.simulations.federated_condense.run_federated` over 3 sites
   (iid split, SecAgg+, distributed noise, Flower's Ray engine by default);
 * **floor** — the same 3 simulated sites and reply length through SecAgg+ with sites that
@@ -68,7 +68,7 @@ def run_condense(case: Case, work: Path, config: CondenseConfig) -> dict[str, fl
     """Median round split of ``condense`` on the pooled table."""
     import time
 
-    from fedcondense.protocol.condenser import condense
+    from fedcondense.server.central_run import condense
     from fedcondense.protocol.schema import Schema
     from fedcondense.protocol.site_table import load_site_table
     from fedcondense.simulations.round_timing import central_split

@@ -1,7 +1,7 @@
 """Produce the table a benchmark job scores: full data, a random real subset, a condensed set
 or a DP synthetic-data baseline, all as a decoded table in the schema's columns.
 
-The condensed set comes from :func:`fedcondense.protocol.condenser.condense` with the engine's
+The condensed set comes from :func:`fedcondense.server.central_run.condense` with the engine's
 defaults except ε, δ, rounds, the condensing families and the seed, so improvements to the
 defaults flow into the benchmark. Baselines release as many rows as the real training table
 (generators sample for free); condensed sets and random subsets have the condensed size
@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from fedcondense.protocol.synthetic_set import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
-from fedcondense.protocol.condenser import CondenseConfig, condense
+from fedcondense.protocol.condenser import CondenseConfig
+from fedcondense.server.central_run import condense
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_table import SiteTable, load_site_table
 from fedcondense.simulations.benchmark_grid import PORTFOLIO, Job

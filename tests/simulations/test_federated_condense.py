@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedcondense.protocol.condenser import CondenseConfig, condense
+from fedcondense.protocol.condenser import CondenseConfig
+from fedcondense.server.central_run import condense
 from fedcondense.protocol.schema import Schema
 from fedcondense.protocol.site_table import load_site_table
 from fedcondense.simulations.datasets import export_dataset, split_sites
