@@ -65,10 +65,10 @@ def benchmark_command(
 
     from fedcondense.cli.progress import job_progress
     from fedcondense.protocol.families import families_for_task
-    from fedcondense.simulations.baselines import find_baselines_python
-    from fedcondense.simulations.benchmark_grid import FULL, QUICK
-    from fedcondense.simulations.benchmark_report import write_report
-    from fedcondense.simulations.benchmark_runner import add_seconds, plan_run, run_jobs, write_meta
+    from fedcondense.simulations.evaluation.baselines import find_baselines_python
+    from fedcondense.simulations.benchmarks.benchmark_grid import FULL, QUICK
+    from fedcondense.simulations.benchmarks.benchmark_report import write_report
+    from fedcondense.simulations.benchmarks.benchmark_runner import add_seconds, plan_run, run_jobs, write_meta
 
     if out.exists() and not out.is_dir():
         raise FedcondenseError(f"{out}: exists and is not a folder; pass a folder to --out.")

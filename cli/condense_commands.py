@@ -49,15 +49,15 @@ def condense_command(
     # heavy imports (dp-accounting, torch, sklearn) only when the command runs
     from fedcondense.cli.options import condense_config_from_options
     from fedcondense.cli.progress import round_progress
-    from fedcondense.protocol.condenser import config_dict, plan_privacy
-    from fedcondense.protocol.ledger import PrivacyLedger, reserve
-    from fedcondense.protocol.privacy_claims import public_rounds, public_split
-    from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
-    from fedcondense.protocol.schema import Schema
-    from fedcondense.protocol.site_table import ingress_line, load_site_table
+    from fedcondense.protocol.condensation.condenser import config_dict, plan_privacy
+    from fedcondense.protocol.privacy.ledger import PrivacyLedger, reserve
+    from fedcondense.protocol.privacy.privacy_claims import public_rounds, public_split
+    from fedcondense.protocol.release.release import package_versions, prepare_output_dir, write_release
+    from fedcondense.protocol.data.schema import Schema
+    from fedcondense.protocol.data.site_table import ingress_line, load_site_table
     from fedcondense.server.central_run import condense
-    from fedcondense.simulations.compute_plan import plan_compute
-    from fedcondense.simulations.round_timing import central_split
+    from fedcondense.simulations.runtime.compute_plan import plan_compute
+    from fedcondense.simulations.runtime.round_timing import central_split
 
     schema = Schema.load(schema_path)
     if schema.inferred_bounds_warning:

@@ -1,7 +1,7 @@
 """Command-line options shared by ``condense`` and ``simulate`` (one declaration each).
 
 Defaults are literals so that ``--help`` needs no heavy imports; ``tests/cli`` checks them
-against :class:`~fedcondense.protocol.condenser.CondenseConfig`.
+against :class:`~fedcondense.protocol.condensation.condenser.CondenseConfig`.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Pa
     """Resolve the three input styles into one CSV per site plus the schema path."""
     import pandas as pd
 
-    from fedcondense.protocol.schema import Schema
-    from fedcondense.simulations.datasets import export_dataset, split_sites
+    from fedcondense.protocol.data.schema import Schema
+    from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
 
     work.mkdir(parents=True, exist_ok=True)
     given = sum([dataset is not None, bool(site_data), data is not None])
@@ -42,7 +42,7 @@ def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Pa
     if sites < 2:
         raise FedcondenseError("--sites must be at least 2 for a federation.")
     schema = Schema.load(schema_path)
-    from fedcondense.protocol.site_table import load_site_table
+    from fedcondense.protocol.data.site_table import load_site_table
 
     load_site_table(data, schema)  # validates the pooled file before splitting it
     df = pd.read_csv(data) if data.suffix.lower() != ".parquet" else pd.read_parquet(data)
@@ -116,13 +116,13 @@ def simulate_command(
         _quiet_frameworks()
     from fedcondense.cli.options import condense_config_from_options
     from fedcondense.cli.progress import round_progress
-    from fedcondense.protocol.condenser import config_dict
-    from fedcondense.protocol.privacy_claims import public_rounds, public_split
-    from fedcondense.protocol.release import package_versions, prepare_output_dir, write_release
-    from fedcondense.protocol.schema import Schema
-    from fedcondense.simulations.compute_plan import plan_compute
-    from fedcondense.simulations.federated_condense import run_federated
-    from fedcondense.simulations.round_timing import split_table, split_totals
+    from fedcondense.protocol.condensation.condenser import config_dict
+    from fedcondense.protocol.privacy.privacy_claims import public_rounds, public_split
+    from fedcondense.protocol.release.release import package_versions, prepare_output_dir, write_release
+    from fedcondense.protocol.data.schema import Schema
+    from fedcondense.simulations.runtime.compute_plan import plan_compute
+    from fedcondense.simulations.runtime.federated_condense import run_federated
+    from fedcondense.simulations.runtime.round_timing import split_table, split_totals
 
     if noise not in ("local", "distributed"):
         raise FedcondenseError(f"--noise {noise!r}: use 'local' or 'distributed'.")

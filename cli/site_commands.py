@@ -72,8 +72,8 @@ def site_check(
     schema_path: Path = typer.Option(..., "--schema", help="Consortium schema JSON."),
     min_rows: int = typer.Option(10, "--min-rows", help="Fewest usable rows accepted."),
 ) -> None:
-    from fedcondense.protocol.schema import Schema
-    from fedcondense.protocol.site_table import check_site_table
+    from fedcondense.protocol.data.schema import Schema
+    from fedcondense.protocol.data.site_table import check_site_table
 
     schema = Schema.load(schema_path)
     if schema.inferred_bounds_warning:
@@ -91,7 +91,7 @@ def _ledger_summary(path: Path) -> dict[str, Any]:
     """Counts from a ledger file: runs, rounds answered (sampled rounds charged), refused."""
     import json
 
-    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.privacy.ledger import PrivacyLedger
 
     book = PrivacyLedger.open(path)
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -152,7 +152,7 @@ def site_init(
     config: Path = typer.Option(..., "--config", help="The site's site.toml."),
 ) -> None:
     from fedcondense.deploy.site_config import load_site_config
-    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.privacy.ledger import PrivacyLedger
 
     cfg = load_site_config(config)
     book = PrivacyLedger.create(cfg.ledger, site=cfg.site_id, epsilon_budget=cfg.epsilon_budget,
@@ -175,7 +175,7 @@ def ledger_create(
                                    "composes its events."),
 ) -> None:
     from fedcondense.deploy.site_config import SITE_ID
-    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.privacy.ledger import PrivacyLedger
 
     if not SITE_ID.fullmatch(site):
         raise FedcondenseError(f"--site {site!r}: use 1-64 letters, digits, '.', '_' or '-', "
@@ -214,9 +214,9 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
     from fedcondense.deploy.pki import load_certificate
     from fedcondense.deploy.flower_commands import format_node_config, supernode_command
     from fedcondense.deploy.site_config import load_site_config
-    from fedcondense.protocol.ledger import PrivacyLedger
-    from fedcondense.protocol.schema import Schema
-    from fedcondense.protocol.site_table import load_site_table, summarize_site_table
+    from fedcondense.protocol.privacy.ledger import PrivacyLedger
+    from fedcondense.protocol.data.schema import Schema
+    from fedcondense.protocol.data.site_table import load_site_table, summarize_site_table
 
     cfg = load_site_config(config)
     schema = Schema.load(cfg.schema)

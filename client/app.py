@@ -4,10 +4,10 @@
 
 * answers the server's hello (``query``) with its site id, protocol version and schema hash,
   and logs a refusal locally when they differ from the server's;
-* on every ``train`` message parses the :class:`~fedcondense.protocol.messages.RoundMessage`,
+* on every ``train`` message parses the :class:`~fedcondense.protocol.wire.messages.RoundMessage`,
   checks protocol version and schema hash against its *own* schema file, refuses a plaintext
   request unless the site allows plaintext, calls ``handler(message, node_config)``, checks
-  the vector against the SecAgg+ range (:func:`~fedcondense.protocol.messages.make_reply`)
+  the vector against the SecAgg+ range (:func:`~fedcondense.protocol.wire.messages.make_reply`)
   and returns the scaled vector with weight ``message.weight``;
 * runs ``secaggplus_mod`` for messages that carry a SecAgg+ stage (all of them in secure
   mode), so only the masked vector leaves the site (:func:`secagg_if_requested`).
@@ -21,7 +21,7 @@ partition ``i``): ``site-id``, ``schema-path`` (or ``schema-hash``), ``allow-pla
 (``"true"`` to accept non-secure rounds), ``report-timing`` (default ``"false"``: the
 handler's wall time stays at the site — it grows with the private Poisson batch size, a side
 channel no ε covers; only one-machine simulations set ``"true"``), the trust policy
-(:class:`~fedcondense.protocol.site_policy.SitePolicy`), plus anything the handler needs
+(:class:`~fedcondense.protocol.privacy.site_policy.SitePolicy`), plus anything the handler needs
 (``data-path``, ``capacity``).
 """
 
@@ -44,9 +44,9 @@ from flwr.clientapp.typing import Mod
 from flwr.compat.common.recorddict_compat import fitres_to_recorddict, recorddict_to_fitins
 
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.site_policy import truthy
-from fedcondense.protocol.wire_names import ERROR_MARK, HELLO_RECORD
-from fedcondense.protocol.messages import (
+from fedcondense.protocol.privacy.site_policy import truthy
+from fedcondense.protocol.wire.wire_names import ERROR_MARK, HELLO_RECORD
+from fedcondense.protocol.wire.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
     check_schema, check_version, make_reply,
 )
@@ -92,7 +92,7 @@ def own_schema_hash(cfg: Mapping[str, Any]) -> str:
         raise SiteFailure(f"site {cfg.get('site-id')}: node config lacks 'schema-path'.")
     key = str(path)
     if key not in _SCHEMA_HASHES:
-        from fedcondense.protocol.schema import Schema
+        from fedcondense.protocol.data.schema import Schema
 
         _SCHEMA_HASHES[key] = Schema.load(key).hash()
     return _SCHEMA_HASHES[key]

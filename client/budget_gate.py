@@ -10,10 +10,10 @@ the ledger and budget (written by ``fedcondense site start`` from ``site.toml``)
     round-log = "/var/log/fedcondense/rounds.log"   # one line per request (tail -f)
 
 Without ``ledger-path`` (one-machine simulations) the gate is open and only the coordinator
-accounts. With it, :func:`fedcondense.protocol.site_budget.authorise` prices the request from
+accounts. With it, :func:`fedcondense.protocol.privacy.site_budget.authorise` prices the request from
 the site's own sampling rate and record count, checks and charges the ledger atomically, or
 refuses: the refusal is logged at the site, kept in the ledger and sent to the coordinator as
-one line starting with :data:`~fedcondense.protocol.site_budget.BUDGET_MARK`.
+one line starting with :data:`~fedcondense.protocol.privacy.site_budget.BUDGET_MARK`.
 
 :func:`hello_info` adds to the site's hello reply what the coordinator may know: the site's
 *declared capacity* (``capacity`` in its configuration: a public upper bound on its records,
@@ -21,7 +21,7 @@ used only to scale secure aggregation and the update; never the exact record cou
 ε covers under add/remove adjacency) and the ledger keys already charged for the run, so that
 a resumed coordinator counts every earlier delivery exactly once.
 
-The site's trust policy (:class:`~fedcondense.protocol.site_policy.SitePolicy`:
+The site's trust policy (:class:`~fedcondense.protocol.privacy.site_policy.SitePolicy`:
 ``trust-aggregator``, ``min-contributors``) comes from the same node config and decides which
 noise multiplier the ledger is charged at.
 """
@@ -34,20 +34,20 @@ from pathlib import Path
 from typing import Any
 
 from fedcondense.client.app import SiteFailure
-from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.wire.messages import RoundMessage
 
 LOG = logging.getLogger("fedcondense.site")
 
 
 def open_site_ledger(node_config: Mapping[str, Any]) -> Any:
-    """The site's :class:`~fedcondense.protocol.ledger.PrivacyLedger` (a missing one is
+    """The site's :class:`~fedcondense.protocol.privacy.ledger.PrivacyLedger` (a missing one is
     refused, never recreated: the operator creates it with ``fedcondense site init``).
 
     A ledger whose site or budget differ from the node config is refused: a budget never
     changes once spending started.
     """
     from fedcondense.protocol.errors import PrivacyError
-    from fedcondense.protocol.ledger import PrivacyLedger
+    from fedcondense.protocol.privacy.ledger import PrivacyLedger
 
     site = str(node_config["site-id"])
     path = Path(str(node_config["ledger-path"]))
@@ -75,8 +75,8 @@ def gate(message: RoundMessage, node_config: Mapping[str, Any], *, n_records: in
     if "ledger-path" not in node_config:
         return
     from fedcondense.protocol.errors import PrivacyError
-    from fedcondense.protocol.site_budget import BudgetRefusal, authorise
-    from fedcondense.protocol.site_policy import SitePolicy
+    from fedcondense.protocol.privacy.site_budget import BudgetRefusal, authorise
+    from fedcondense.protocol.privacy.site_policy import SitePolicy
 
     site = str(node_config["site-id"])
     book = open_site_ledger(node_config)
@@ -137,7 +137,7 @@ def hello_info(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> dict
     The hello's coordinator ``session`` is recorded first (under the ledger lock), so that no
     request of an earlier session can be charged after the keys are reported.
     """
-    from fedcondense.protocol.ledger import ledger_lock
+    from fedcondense.protocol.privacy.ledger import ledger_lock
 
     run_id = str(hello.get("run_id", ""))
     out: dict[str, Any] = {}

@@ -16,7 +16,7 @@ import numpy as np
 from flwr.clientapp import ClientApp
 
 from fedcondense.client.app import make_client_app
-from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.wire.messages import RoundMessage
 
 APP_ID = "fedcondense/fedcondense-app"
 """Flower's ``fab_id`` (publisher/name in ``deploy/app/pyproject.toml``) a warm site serves."""

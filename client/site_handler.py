@@ -4,9 +4,9 @@
 site's node config (``site-id``, ``data-path``, ``schema-path``). It loads and validates the
 site's table once per process, then answers
 
-* ``init`` requests with its noisy group sums (:func:`~fedcondense.protocol.federation.answer_init`),
+* ``init`` requests with its noisy group sums (:func:`~fedcondense.protocol.condensation.federation.answer_init`),
 * ``round`` requests with its clipped, noised P-vector
-  (:func:`~fedcondense.protocol.federation.answer_round`).
+  (:func:`~fedcondense.protocol.condensation.federation.answer_round`).
 
 Noise and Poisson sampling always use the site's own cryptographically secure source. A
 request naming a noise seed (``hyper["noise_seed"]``) is refused before anything is charged
@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.dp_mechanism import noise_generator
+from fedcondense.protocol.privacy.dp_mechanism import noise_generator
 from fedcondense.protocol.families import ModelFamily, create_family
-from fedcondense.protocol.federation import FitCache, answer_init, answer_round
-from fedcondense.protocol.messages import RoundMessage
-from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_policy import SitePolicy, check_randomness
-from fedcondense.protocol.site_update import RoundConfig
-from fedcondense.protocol.synthetic_set import SyntheticSet
+from fedcondense.protocol.condensation.federation import FitCache, answer_init, answer_round
+from fedcondense.protocol.wire.messages import RoundMessage
+from fedcondense.protocol.data.schema import Schema
+from fedcondense.protocol.privacy.site_policy import SitePolicy, check_randomness
+from fedcondense.protocol.condensation.site_update import RoundConfig
+from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
 
 LOG = logging.getLogger("fedcondense.site")
 _TABLES: dict[tuple[str, str], Any] = {}
@@ -49,7 +49,7 @@ _CACHE = FitCache()
 
 def load_site(node_config: Mapping[str, Any]) -> tuple[Schema, Any]:
     """The site's schema and validated table (cached per process)."""
-    from fedcondense.protocol.site_table import load_site_table
+    from fedcondense.protocol.data.site_table import load_site_table
 
     key = (str(node_config["schema-path"]), str(node_config["data-path"]))
     if key not in _TABLES:
@@ -95,7 +95,7 @@ class CondensationHandler:
         from fedcondense.client.app import SiteFailure
         from fedcondense.client.budget_gate import gate
         from fedcondense.protocol.errors import PrivacyError
-        from fedcondense.protocol.synthetic_set import free_dim
+        from fedcondense.protocol.condensation.synthetic_set import free_dim
 
         site = str(node_config["site-id"])
         try:  # the site's own policy first: nothing is read, charged or computed before it

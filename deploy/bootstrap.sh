@@ -30,7 +30,7 @@ if [ "$extras" = "baselines" ]; then
   bpip "torch==2.13.0"  # CPU wheel first, or opacus would pull a CUDA torch
   bpip "smartnoise-synth==1.0.8" "pandas>=2.1"
   bpip --no-deps -e .
-  .venv-baselines/bin/python -c "import snsynth, fedcondense.simulations.marginal_baselines"
+  .venv-baselines/bin/python -c "import snsynth, fedcondense.simulations.evaluation.marginal_baselines"
   echo "$want" > "$stamp"
   echo "[bootstrap] .venv-baselines ready (MST, AIM)" >&2
   exit 0

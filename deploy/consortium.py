@@ -30,7 +30,7 @@ from fedcondense.deploy.flower_commands import (SUPERNODE_REFUSED, flower_env, f
                                                port_open, superlink_command)
 from fedcondense.deploy.processes import ManagedProcess, running_supernode
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.ledger import PrivacyLedger
+from fedcondense.protocol.privacy.ledger import PrivacyLedger
 
 APP_DIR = Path(__file__).resolve().parent / "app"
 CONNECTION = "consortium"
@@ -240,7 +240,7 @@ class LocalConsortium:
 def declared_capacity(path: Path) -> int:
     """A public capacity an operator would declare for the table at ``path``: its data rows
     rounded up to two significant digits."""
-    from fedcondense.simulations.federated_condense import simulated_capacity
+    from fedcondense.simulations.runtime.federated_condense import simulated_capacity
 
     with open(path, encoding="utf-8") as fh:
         rows = max(1, sum(1 for _ in fh) - 1)
@@ -251,8 +251,8 @@ def split_dataset(name: str, n_sites: int, folder: Path, seed: int = 0) -> tuple
     """Export bundled dataset ``name`` and split it IID into ``site-1..site-N`` files."""
     import pandas as pd
 
-    from fedcondense.protocol.schema import Schema
-    from fedcondense.simulations.datasets import export_dataset, split_sites
+    from fedcondense.protocol.data.schema import Schema
+    from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
 
     folder.mkdir(parents=True, exist_ok=True)
     csv, schema_path = export_dataset(name, folder)

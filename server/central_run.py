@@ -4,8 +4,8 @@
 :class:`~fedcondense.server.orchestrator.Orchestrator` builds the requests, the same
 :func:`~fedcondense.server.round_driver.drive` loop delivers them, applies each answer,
 checkpoints and resumes; the site is :class:`CentralSite`, which answers every request with
-the functions a federated site uses (:func:`~fedcondense.protocol.federation.answer_init`,
-:func:`~fedcondense.protocol.federation.answer_round`) on the whole table. With
+the functions a federated site uses (:func:`~fedcondense.protocol.condensation.federation.answer_init`,
+:func:`~fedcondense.protocol.condensation.federation.answer_round`) on the whole table. With
 ``epsilon=inf`` and ``sample_rate=1`` a federated run over any split of a table therefore gives
 the release :func:`condense` gives on the pooled table with the same seed (up to
 secure-aggregation quantisation).
@@ -28,16 +28,16 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from fedcondense.protocol.checkpoint import restore_generator
-from fedcondense.protocol.condenser import CondenseConfig, CondenseResult, make_families
-from fedcondense.protocol.dp_mechanism import noise_generator, restorable_state
+from fedcondense.protocol.release.checkpoint import restore_generator
+from fedcondense.protocol.condensation.condenser import CondenseConfig, CondenseResult, make_families
+from fedcondense.protocol.privacy.dp_mechanism import noise_generator, restorable_state
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families.base import ModelFamily
-from fedcondense.protocol.federation import answer_init, answer_round
-from fedcondense.protocol.messages import RoundMessage
-from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_update import Records, RoundConfig
-from fedcondense.protocol.synthetic_set import SyntheticSet
+from fedcondense.protocol.condensation.federation import answer_init, answer_round
+from fedcondense.protocol.wire.messages import RoundMessage
+from fedcondense.protocol.data.schema import Schema
+from fedcondense.protocol.condensation.site_update import Records, RoundConfig
+from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
 from fedcondense.server.round_driver import RoundLoop, drive
 

@@ -6,7 +6,7 @@ the ledger keys it already charged for this run), then runs the
 :class:`~fedcondense.server.orchestrator.Orchestrator` over SecAgg+ round by round:
 
 * every request carries the declared privacy plan, so each site prices it with its own
-  ledger (:mod:`fedcondense.protocol.site_budget`); a site that refuses for budget reasons
+  ledger (:mod:`fedcondense.protocol.privacy.site_budget`); a site that refuses for budget reasons
   stops the run cleanly with one line naming it (after applying that round if the others
   still formed a valid sum);
 * per-stage timeouts everywhere (``stage-timeout``, ``node-wait``): a site that disconnects
@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 
-from fedcondense.protocol.condenser import CondenseConfig, config_dict
+from fedcondense.protocol.condensation.condenser import CondenseConfig, config_dict
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.federation import NoiseMode
-from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.condensation.federation import NoiseMode
+from fedcondense.protocol.data.schema import Schema
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.protocol.messages import RoundMessage
+from fedcondense.protocol.wire.messages import RoundMessage
 from fedcondense.server.round_driver import RoundLoop, RunStopped, drive, open_loop
 from fedcondense.server.run_progress import (progress, round_line, route_flower_logs,
                                               stage_medians)
@@ -134,8 +134,8 @@ def reconcile(orch: Orchestrator, hello: Mapping[str, Mapping[str, Any]], run_id
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from fedcondense.protocol.atomic_file import atomic_write_text
-    from fedcondense.protocol.release import dumps
+    from fedcondense.protocol.data.atomic_file import atomic_write_text
+    from fedcondense.protocol.release.release import dumps
 
     atomic_write_text(path, dumps(obj))
 
@@ -145,7 +145,7 @@ def _settings(context: Any) -> tuple[DeploySettings, Schema]:
     s = DeploySettings.from_run_config(context.run_config)
     schema = Schema.load(s.schema_path)
     if s.condense.rows <= 0:
-        from fedcondense.protocol.synthetic_set import resolve_rows
+        from fedcondense.protocol.condensation.synthetic_set import resolve_rows
 
         s = replace(s, condense=replace(s.condense, rows=resolve_rows(schema, None, None)))
     return s, schema
@@ -206,7 +206,7 @@ def _orchestrator(s: DeploySettings, schema: Schema, config: CondenseConfig, run
 
 def coordinate(grid: Any, context: Any) -> None:
     """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
-    from fedcondense.protocol.release import package_versions
+    from fedcondense.protocol.release.release import package_versions
     from fedcondense.server.transport_trace import TracingGrid
 
     t_start = time.perf_counter()
@@ -273,7 +273,7 @@ class DeployedRun:
 
     def finish(self, status: str, message: str = "") -> None:
         """Write the release (completed) or the stopped run's reports."""
-        from fedcondense.protocol.release import write_release
+        from fedcondense.protocol.release.release import write_release
 
         orch, log = self.loop.orch, self.loop.transport_log
         privacy = orch.privacy_report()

@@ -29,22 +29,22 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.accounting import epsilon_spent
-from fedcondense.protocol.checkpoint import Checkpoint
-from fedcondense.protocol.condenser import (
+from fedcondense.protocol.privacy.accounting import epsilon_spent
+from fedcondense.protocol.release.checkpoint import Checkpoint
+from fedcondense.protocol.condensation.condenser import (
     CondenseConfig, PrivacyPlan, config_dict, init_noise_std, plan_privacy, public_init_rng,
 )
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.federation import NoiseMode, SiteAccount, site_noise_std
-from fedcondense.protocol.initialisation import (
+from fedcondense.protocol.condensation.federation import NoiseMode, SiteAccount, site_noise_std
+from fedcondense.protocol.condensation.initialisation import (
     build_synthetic_set, public_count, statistics_from_sums,
 )
-from fedcondense.protocol.optimizer import Adam
-from fedcondense.protocol.privacy_claims import release_claims
-from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_update import RoundConfig, apply_update
-from fedcondense.protocol.directions import make_directions
-from fedcondense.protocol.synthetic_set import SyntheticSet, free_dim
+from fedcondense.protocol.condensation.optimizer import Adam
+from fedcondense.protocol.privacy.privacy_claims import release_claims
+from fedcondense.protocol.data.schema import Schema
+from fedcondense.protocol.condensation.site_update import RoundConfig, apply_update
+from fedcondense.protocol.condensation.directions import make_directions
+from fedcondense.protocol.condensation.synthetic_set import SyntheticSet, free_dim
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from typing import Any, NoReturn, Protocol
 import numpy as np
 
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.messages import RoundMessage
-from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_budget import BUDGET_MARK
+from fedcondense.protocol.wire.messages import RoundMessage
+from fedcondense.protocol.data.schema import Schema
+from fedcondense.protocol.privacy.site_budget import BUDGET_MARK
 from fedcondense.server.orchestrator import Orchestrator
 from fedcondense.server.round_messages import build_message
 

@@ -3,7 +3,7 @@
 Every request — the DP initialisation and each round — carries what a site needs to check it
 before anything is read or charged: the schema hash, the run id, the public round
 parameters, each site's Poisson rate, and the run's *declared privacy plan*
-(:class:`~fedcondense.protocol.site_budget.DeclaredPlan`), which a site with a ledger prices
+(:class:`~fedcondense.protocol.privacy.site_budget.DeclaredPlan`), which a site with a ledger prices
 itself. Simulations send exactly what a deployed coordinator sends, so the sites' plan
 checks run in every simulation too; the only addition a simulation may make is a
 ``noise_seed`` (reproducible studies), which a deployed site refuses unless its own
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedcondense.protocol.messages import RoundMessage, pow2_scale
-from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_budget import DeclaredPlan
-from fedcondense.protocol.synthetic_set import free_dim
+from fedcondense.protocol.wire.messages import RoundMessage, pow2_scale
+from fedcondense.protocol.data.schema import Schema
+from fedcondense.protocol.privacy.site_budget import DeclaredPlan
+from fedcondense.protocol.condensation.synthetic_set import free_dim
 from fedcondense.server.orchestrator import Orchestrator
 
 

@@ -4,7 +4,7 @@
 
 1. waits for the expected number of SuperNodes, then says *hello* to each (``query``): every
    site answers with its site id, protocol version and schema hash; any mismatch stops the
-   run with a :class:`~fedcondense.protocol.messages.ProtocolError` naming both values
+   run with a :class:`~fedcondense.protocol.wire.messages.ProtocolError` naming both values
    (before any site touches data);
 2. for each round ``t`` calls ``make_round(t)``, stamps the transport fields (``secure``,
    ``clipping_range``, ``weight``, ``attempt``) and delivers it:
@@ -44,8 +44,8 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp.grid import Grid
 
-from fedcondense.protocol.wire_names import HELLO_RECORD
-from fedcondense.protocol.messages import (
+from fedcondense.protocol.wire.wire_names import HELLO_RECORD
+from fedcondense.protocol.wire.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
     check_schema, check_version, quantisation_bound,
 )

@@ -5,7 +5,7 @@ the report it returned or the error it raised, so the caller can return the one 
 the other once the simulation has stopped. :class:`ServerSession` runs plain rounds of
 broadcast → secure sum (:func:`~fedcondense.server.secure_sum.run_rounds`); the condensation
 coordinator of a simulation is another one
-(:class:`~fedcondense.simulations.federated_condense.CoordinatorSession`).
+(:class:`~fedcondense.simulations.runtime.federated_condense.CoordinatorSession`).
 """
 
 from __future__ import annotations

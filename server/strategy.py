@@ -5,7 +5,7 @@ strategy's ``configure_fit`` for the per-node ``FitIns`` and hands ``aggregate_f
 replies whose ``parameters`` were all replaced by the *weighted mean* of the masked vectors.
 :class:`SumStrategy` therefore
 
-* sends the prepared :class:`~fedcondense.protocol.messages.RoundMessage` (flat config, no
+* sends the prepared :class:`~fedcondense.protocol.wire.messages.RoundMessage` (flat config, no
   parameters) to exactly the nodes chosen by the driver;
 * in secure mode turns the mean back into the sum: every site reports the same weight
   ``W == max_weight``, so ``mean × n_contributors × scale`` is the sum of the raw vectors;
@@ -27,7 +27,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
-from fedcondense.protocol.messages import ProtocolError, RoundMessage, SiteReply
+from fedcondense.protocol.wire.messages import ProtocolError, RoundMessage, SiteReply
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 * :class:`TracingGrid` wraps any Flower ``Grid`` and records, for every ``send_and_receive``,
   the protocol stage, the node ids sent to, those that answered, and each failure's one-line
-  reason (the text after :data:`fedcondense.protocol.wire_names.ERROR_MARK`). The driver uses it to
+  reason (the text after :data:`fedcondense.protocol.wire.wire_names.ERROR_MARK`). The driver uses it to
   know who was *sent* the round payload (SecAgg+ stage ``collect_masked_vectors``) and who
   dropped where — ``SecAggPlusWorkflow`` keeps that in a local variable. With
   ``poll_interval`` it pushes and polls for replies itself (a deployed coordinator uses
@@ -29,7 +29,7 @@ from flwr.server.workflow.secure_aggregation.secaggplus_workflow import Workflow
 from flwr.serverapp.grid import Grid
 from flwr.supercore.run import Run
 
-from fedcondense.protocol.wire_names import ERROR_MARK
+from fedcondense.protocol.wire.wire_names import ERROR_MARK
 from fedcondense.server.grid_pulls import bounded_pulls
 
 STAGE_PAYLOAD = "collect_masked_vectors"

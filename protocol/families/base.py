@@ -5,7 +5,7 @@ hyper-parameters. The condensation loop fits it on many perturbed copies of the 
 at once and predicts on real records, so the API is batched:
 
 * :meth:`ModelFamily.fit_batch` takes ``X`` of shape ``(B, m, d)`` — B perturbed synthetic
-  sets of m rows in the encoded space (see :mod:`fedcondense.protocol.encoding`) — plus the
+  sets of m rows in the encoded space (see :mod:`fedcondense.protocol.data.encoding`) — plus the
   fixed targets of the synthetic rows (and, for survival, the perturbed times ``(B, m)``) and
   returns an opaque :class:`FittedBatch`.
 * :meth:`ModelFamily.predict_batch` takes that batch and real records ``(n, d)`` and returns

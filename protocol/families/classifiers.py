@@ -1,7 +1,7 @@
 """Classification families (reference backend: the library estimator, one fit per set).
 
 Names and default hyper-parameters follow ``shared/interface.md``. Inputs are encoded
-features (see :mod:`fedcondense.protocol.encoding`); standardisation, where a family uses it,
+features (see :mod:`fedcondense.protocol.data.encoding`); standardisation, where a family uses it,
 is computed on the training (synthetic) set itself.
 """
 

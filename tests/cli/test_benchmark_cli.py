@@ -40,7 +40,7 @@ def test_tiny_grid_writes_csv_report_and_plots(bench):
     out, first = bench
     assert first.returncode == 0, first.stderr
     got = rows(out / "results.csv")
-    from fedcondense.simulations.baselines import find_baselines_python
+    from fedcondense.simulations.evaluation.baselines import find_baselines_python
 
     # MST runs when smartnoise-synth is importable here or in the bootstrap's .venv-baselines/
     mst = importlib.util.find_spec("snsynth") is not None or find_baselines_python() is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedcondense.simulations.datasets import export_dataset
+from fedcondense.simulations.evaluation.datasets import export_dataset
 
 CLI = [sys.executable, "-c", "from fedcondense.cli.main import main; main()"]
 FAST = ["--rounds", "3", "--directions", "4", "--rows-per-class", "4",

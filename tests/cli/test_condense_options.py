@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from fedcondense.cli import condense_options as opts
 from fedcondense.cli.main import _mount, app
 from fedcondense.cli.options import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
-from fedcondense.protocol.condenser import CondenseConfig
+from fedcondense.protocol.condensation.condenser import CondenseConfig
 
 
 def test_option_defaults_are_the_condenser_defaults():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fedcondense.protocol.schema import Schema
-from fedcondense.protocol.site_table import load_site_table
+from fedcondense.protocol.data.schema import Schema
+from fedcondense.protocol.data.site_table import load_site_table
 
 CLI = [sys.executable, "-c", "from fedcondense.cli.main import main; main()"]
 

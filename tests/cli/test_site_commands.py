@@ -12,7 +12,7 @@ import pytest
 from fedcondense.cli.main import main
 from fedcondense.deploy import pki
 from fedcondense.deploy.site_config import SiteConfigError, load_site_config
-from fedcondense.protocol.ledger import PrivacyLedger
+from fedcondense.protocol.privacy.ledger import PrivacyLedger
 
 SCHEMA = {
     "format": "fedcondense-schema/1", "name": "toy",

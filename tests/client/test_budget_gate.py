@@ -5,11 +5,11 @@ import pytest
 
 from fedcondense.client.app import SiteFailure
 from fedcondense.client.budget_gate import gate, hello_info
-from fedcondense.protocol.accounting import calibrate
-from fedcondense.protocol.ledger import PrivacyLedger
-from fedcondense.protocol.messages import RoundMessage
-from fedcondense.protocol.site_budget import DeclaredPlan
-from fedcondense.simulations.datasets import export_dataset
+from fedcondense.protocol.privacy.accounting import calibrate
+from fedcondense.protocol.privacy.ledger import PrivacyLedger
+from fedcondense.protocol.wire.messages import RoundMessage
+from fedcondense.protocol.privacy.site_budget import DeclaredPlan
+from fedcondense.simulations.evaluation.datasets import export_dataset
 
 
 @pytest.fixture(scope="module")

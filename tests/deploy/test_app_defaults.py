@@ -9,8 +9,8 @@ import pytest
 
 from fedcondense.cli.options import resolve_rows
 from fedcondense.deploy.consortium import APP_DIR
-from fedcondense.protocol.condenser import CondenseConfig
-from fedcondense.protocol.schema import Schema
+from fedcondense.protocol.condensation.condenser import CondenseConfig
+from fedcondense.protocol.data.schema import Schema
 from fedcondense.server.deployed_run import DeploySettings
 
 APP_CONFIG = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
@@ -29,7 +29,7 @@ def test_app_defaults_equal_simulates() -> None:
 
 @pytest.mark.parametrize("survival", [False, True])
 def test_rows_zero_resolves_like_simulate(survival: bool, tmp_path) -> None:
-    from fedcondense.simulations.datasets import export_dataset
+    from fedcondense.simulations.evaluation.datasets import export_dataset
 
     name = "gbsg2" if survival else "breast_cancer"
     try:

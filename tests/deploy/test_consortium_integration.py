@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from fedcondense.deploy.consortium import LocalConsortium, split_dataset
-from fedcondense.protocol.accounting import epsilon_spent
-from fedcondense.protocol.ledger import PrivacyLedger, merge_spends
+from fedcondense.protocol.privacy.accounting import epsilon_spent
+from fedcondense.protocol.privacy.ledger import PrivacyLedger, merge_spends
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

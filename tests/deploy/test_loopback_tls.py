@@ -19,7 +19,7 @@ import pytest
 from fedcondense.deploy import flwr_cli, pki
 from fedcondense.deploy.flower_commands import (SUPERNODE_READY, SUPERNODE_REFUSED, flower_env,
                                                free_port)
-from fedcondense.protocol.ledger import PrivacyLedger
+from fedcondense.protocol.privacy.ledger import PrivacyLedger
 from fedcondense.deploy.processes import (ManagedProcess, _alive, descendants, running_superlink,
                                           running_supernode)
 

@@ -1,6 +1,6 @@
 """The deployed coordinator (the ServerApp behind ``flwr run deploy/app``), driven in-process.
 
-No SuperLink: :class:`~fedcondense.simulations.local_grid.LocalGrid` delivers every message to
+No SuperLink: :class:`~fedcondense.simulations.runtime.local_grid.LocalGrid` delivers every message to
 the real site ClientApp (:func:`fedcondense.client.site_app.site_client_app`, SecAgg+ mod,
 each site's own ledger on disk) and :func:`~fedcondense.server.deployed_run.coordinate` runs
 with the deployed app's own defaults. Session 1 loses site-3 after round 1 (it stops
@@ -22,9 +22,9 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 
 from fedcondense.client.site_app import site_client_app
 from fedcondense.deploy.consortium import APP_DIR, declared_capacity, split_dataset
-from fedcondense.protocol.ledger import PrivacyLedger
+from fedcondense.protocol.privacy.ledger import PrivacyLedger
 from fedcondense.server.deployed_run import coordinate
-from fedcondense.simulations.local_grid import LocalGrid
+from fedcondense.simulations.runtime.local_grid import LocalGrid
 
 APP_CONFIG = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
 SITE3, SITE2 = 1003, 1002

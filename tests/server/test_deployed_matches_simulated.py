@@ -2,8 +2,8 @@
 
 The deployed coordinator (:func:`~fedcondense.server.deployed_run.coordinate`, the ServerApp
 behind ``flwr run deploy/app``) runs in-process over
-:class:`~fedcondense.simulations.local_grid.LocalGrid` with the real site ClientApp and
-SecAgg+; the simulated one is :func:`~fedcondense.simulations.federated_condense.run_federated`
+:class:`~fedcondense.simulations.runtime.local_grid.LocalGrid` with the real site ClientApp and
+SecAgg+; the simulated one is :func:`~fedcondense.simulations.runtime.federated_condense.run_federated`
 on Flower's in-process grid. Same three site tables, same seed, ε = inf and every record in
 every round (sampling rate 1), so nothing random is left at the sites but SecAgg+'s stochastic
 rounding when it quantises each reply (Flower's ``quantize``, ~1e-5 of a coordinate's range
@@ -23,10 +23,10 @@ import pandas as pd
 
 from fedcondense.client.site_app import site_client_app
 from fedcondense.deploy.consortium import APP_DIR, declared_capacity, split_dataset
-from fedcondense.protocol.condenser import CondenseConfig
+from fedcondense.protocol.condensation.condenser import CondenseConfig
 from fedcondense.server.deployed_run import coordinate
-from fedcondense.simulations.federated_condense import run_federated
-from fedcondense.simulations.local_grid import LocalGrid
+from fedcondense.simulations.runtime.federated_condense import run_federated
+from fedcondense.simulations.runtime.local_grid import LocalGrid
 
 APP_CONFIG = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
 SEED, ROUNDS, P = 11, 3, 8

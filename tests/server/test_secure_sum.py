@@ -2,7 +2,7 @@
 
 The in-process :class:`LocalGrid` runs the real ``SecAggPlusWorkflow`` and the real
 ``secaggplus_mod`` (all four stages, masks, Shamir shares); only the message transport is
-replaced. One Ray ``run_simulation`` test lives in tests/simulations/test_federated_run.py.
+replaced. One Ray ``run_simulation`` test lives in tests/simulations/runtime/test_federated_run.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedcondense.protocol.messages import ProtocolError
+from fedcondense.protocol.wire.messages import ProtocolError
 from fedcondense.server.secure_sum import TransportConfig
-from fedcondense.simulations.federated_run import (
+from fedcondense.simulations.runtime.federated_run import (
     DemoHandler, StageFault, default_site_configs, demo_rounds, demo_vector, simulate_transport,
 )
 
@@ -161,7 +161,7 @@ def test_train_message_with_foreign_schema_is_refused_at_the_site(
     from flwr.compat.common.recorddict_compat import fitins_to_recorddict
 
     from fedcondense.client.app import SiteFailure, make_client_app
-    from fedcondense.simulations.local_grid import LocalGrid
+    from fedcondense.simulations.runtime.local_grid import LocalGrid
 
     caplog.set_level(logging.ERROR, logger="fedcondense.site")
     app = make_client_app(DemoHandler())

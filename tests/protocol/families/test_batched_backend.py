@@ -207,7 +207,7 @@ def test_cuda_matches_cpu():
 
 @pytest.mark.timeout(300)
 def test_benchmark_script_runs():
-    from fedcondense.simulations.bench_backends import main
+    from fedcondense.simulations.benchmarks.bench_backends import main
 
     out = main(["--directions", "3", "--repeats", "1", "--skip-condense", "--skip-simulate",
                 "--skip-cli", "--families", "logistic_regression,cox_ph,mlp,decision_tree",
