@@ -49,10 +49,10 @@ def condense_command(
     # heavy imports (dp-accounting, torch, sklearn) only when the command runs
     from fedcondense.cli.options import condense_config_from_options
     from fedcondense.cli.progress import round_progress
-    from fedcondense.protocol.condensation.condenser import config_dict, plan_privacy
+    from fedcondense.protocol.condensation.condenser import plan_privacy
     from fedcondense.protocol.privacy.ledger import PrivacyLedger, reserve
-    from fedcondense.protocol.privacy.privacy_claims import public_rounds, public_split
-    from fedcondense.protocol.release.release import package_versions, prepare_output_dir, write_release
+    from fedcondense.protocol.release.release import prepare_output_dir, write_release
+    from fedcondense.protocol.release.reports import run_report
     from fedcondense.protocol.data.schema import Schema
     from fedcondense.protocol.data.site_table import ingress_line, load_site_table
     from fedcondense.server.central_run import condense
@@ -109,29 +109,15 @@ def condense_command(
     wall = time.perf_counter() - started
 
     per_round = 2 * config.directions * len(config.resolved_models(schema))  # fits per round
-    privacy = result.privacy_report(config, schema, mode="central")
+    privacy = result.privacy
     if book is not None:
         privacy["ledger"] = {"path": str(ledger), "epsilon_spent_total": book.spent(),
                              "epsilon_budget": book.epsilon_budget}
-    run = {
-        "command": "condense",
-        "run_id": run_id,
-        "config": config_dict(config),
-        "run_seed": result.run_seed,
-        "schema_hash": schema.hash(),
-        "data": str(data),
-        "n_sites": 1,
-        "secure_aggregation": False,
-        "models": list(config.resolved_models(schema)),
-        "compute": compute.as_dict(),
-        "wall_seconds": wall,
-        "time_split_seconds": public_split(
-            central_split(result.timings, result.history, wall, per_round), privacy["private"]),
-        "function_evaluations": result.function_evaluations,
-        "function_evaluations_per_second": result.function_evaluations / max(wall, 1e-9),
-        "rounds": public_rounds(result.history, privacy["private"]),
-        "versions": package_versions(),
-    }
+    run = run_report(
+        command="condense", config=config, schema=schema, run_seed=result.run_seed,
+        private=privacy["private"], n_sites=1, secure_aggregation=False, wall_seconds=wall,
+        rounds=result.history, run_id=run_id, data=str(data), compute=compute.as_dict(),
+        time_split_seconds=central_split(result.timings, result.history, wall, per_round))
     write_release(out_dir, result.synthetic.decode(), privacy, run)
     label = (f"ε = {privacy['epsilon']:.3g}, δ = {config.delta:g}" if privacy["private"]
              else "NON-PRIVATE (ε = inf)" if not config.private

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -116,13 +116,10 @@ def simulate_command(
         _quiet_frameworks()
     from fedcondense.cli.options import condense_config_from_options
     from fedcondense.cli.progress import round_progress
-    from fedcondense.protocol.condensation.condenser import config_dict
-    from fedcondense.protocol.privacy.privacy_claims import public_rounds, public_split
-    from fedcondense.protocol.release.release import package_versions, prepare_output_dir, write_release
+    from fedcondense.protocol.release.release import prepare_output_dir
     from fedcondense.protocol.data.schema import Schema
     from fedcondense.simulations.runtime.compute_plan import plan_compute
     from fedcondense.simulations.runtime.federated_condense import run_federated
-    from fedcondense.simulations.runtime.round_timing import split_table, split_totals
 
     if noise not in ("local", "distributed"):
         raise FedcondenseError(f"--noise {noise!r}: use 'local' or 'distributed'.")
@@ -160,46 +157,62 @@ def simulate_command(
                                checkpoint=out_dir / "checkpoint.npz",
                                site_processes=site_processes, compute=plan)
     wall = time.perf_counter() - started
-    orch = result.orchestrator
-    rounds_info = result.report.rounds
-    privacy = orch.privacy_report()
-    private = bool(privacy["private"])
-    run = {
-        "command": "simulate", "config": config_dict(config), "run_seed": orch.run_seed,
-        "schema_hash": schema.hash(), "n_sites": len(files),
-        "site_files": [str(f) for f in files], "secure_aggregation": secure,
-        "noise_mode": noise, "engine": engine, "threshold": orch.threshold,
-        "wall_seconds": wall, "handshake_seconds": result.report.handshake_s,
-        "site_processes": site_processes, "compute": plan.as_dict(),
-        "function_evaluations": 2 * config.directions * len(config.resolved_models(schema)) * rounds,
-        "time_split_seconds": public_split(split_totals(orch.history), private),
-        "rounds": public_rounds(orch.history, private),
-        "transport": public_rounds(rounds_info, private), "versions": package_versions(),
-    }
-    run["function_evaluations_per_second"] = run["function_evaluations"] / max(wall, 1e-9)
-    fit_s = run["time_split_seconds"]["fit_s"]
-    run["function_evaluations_per_fit_second"] = run["function_evaluations"] / fit_s if fit_s else None
-    for row in orch.history:
-        if row.get("time_split_s") and row["time_split_s"]["fit_s"] > 0:
-            row["function_evaluations_per_second"] = (
-                2 * config.directions * len(config.resolved_models(schema))
-                / row["time_split_s"]["wall_s"])
-    privacy["secure_aggregation"] = secure
-    write_release(out_dir, orch.synthetic.decode(), privacy, run)  # type: ignore[union-attr]
-    if verbose:
-        from rich.console import Console
-
-        Console(stderr=True, width=100).print(split_table(
-            orch.history, f"round time split ({len(files)} sites, {site_processes} site "
-            f"process{'es' if site_processes > 1 else ''}, {engine} engine)"))
-    elif not quiet:
-        import statistics
-
-        walls = [r["time_split_s"]["wall_s"] for r in orch.history if r.get("time_split_s")]
-        if walls:
-            typer.echo(f"rounds: median {statistics.median(walls):.2f} s (time split: "
-                       f"--verbose); Flower's log: {out_dir / 'flower.log'}", err=True)
+    privacy = _write_reports(out_dir, result, schema, config, files, wall, secure=secure,
+                             noise=noise, engine=engine, site_processes=site_processes,
+                             compute=plan.as_dict())
+    _print_summary(result.orchestrator.history, out_dir, len(files), site_processes, engine,
+                   verbose=verbose, quiet=quiet)
     typer.echo(f"wrote {out_dir / 'synthetic.csv'} ({len(files)} sites, "
                f"{'SecAgg+' if secure else 'plain sums'}, {noise} noise) in {wall:.1f} s")
     for line in privacy["warnings"]:
         typer.echo(f"warning: {line}", err=True)
+
+
+def _write_reports(out_dir: Path, result: Any, schema: Any, config: Any, files: list[Path],
+                   wall: float, *, secure: bool, noise: str, engine: str, site_processes: int,
+                   compute: dict[str, Any]) -> dict[str, Any]:
+    """The release and its ``privacy.json``/``run.json`` (the one report builder)."""
+    from fedcondense.protocol.release.release import write_release
+    from fedcondense.protocol.release.reports import run_report
+    from fedcondense.simulations.runtime.round_timing import split_totals
+
+    orch = result.orchestrator
+    privacy = orch.privacy_report()
+    privacy["secure_aggregation"] = secure
+    per_round = 2 * config.directions * len(config.resolved_models(schema))
+    for row in orch.history:
+        if row.get("time_split_s") and row["time_split_s"]["fit_s"] > 0:
+            row["function_evaluations_per_second"] = per_round / row["time_split_s"]["wall_s"]
+    run = run_report(
+        command="simulate", config=config, schema=schema, run_seed=orch.run_seed,
+        private=privacy["private"], n_sites=len(files), secure_aggregation=secure,
+        wall_seconds=wall, rounds=orch.history, site_files=[str(f) for f in files],
+        noise_mode=noise, engine=engine, threshold=orch.threshold,
+        handshake_seconds=result.report.handshake_s, site_processes=site_processes,
+        compute=compute, time_split_seconds=split_totals(orch.history),
+        transport=result.report.rounds)
+    fit_s = run["time_split_seconds"].get("fit_s")
+    run["function_evaluations_per_fit_second"] = (
+        run["function_evaluations"] / fit_s if fit_s else None)
+    write_release(out_dir, orch.synthetic.decode(), privacy, run)
+    return privacy
+
+
+def _print_summary(history: list[dict[str, Any]], out_dir: Path, n_sites: int,
+                   site_processes: int, engine: str, *, verbose: bool, quiet: bool) -> None:
+    """The round time split (``--verbose``) or one line of round seconds."""
+    if verbose:
+        from rich.console import Console
+
+        from fedcondense.simulations.runtime.round_timing import split_table
+
+        Console(stderr=True, width=100).print(split_table(
+            history, f"round time split ({n_sites} sites, {site_processes} site "
+            f"process{'es' if site_processes > 1 else ''}, {engine} engine)"))
+    elif not quiet:
+        import statistics
+
+        walls = [r["time_split_s"]["wall_s"] for r in history if r.get("time_split_s")]
+        if walls:
+            typer.echo(f"rounds: median {statistics.median(walls):.2f} s (time split: "
+                       f"--verbose); Flower's log: {out_dir / 'flower.log'}", err=True)

@@ -153,6 +153,7 @@ def condense(
     result.public_count = (orch.public_count if orch.public_count is not None
                            else float(site.capacity))
     result.timings = totals
+    result.privacy = orch.privacy_report(noise_source=source)
     return result
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig, config_dict
+from fedcondense.protocol.condensation.condenser import CondenseConfig
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.condensation.federation import NoiseMode
 from fedcondense.protocol.data.schema import Schema
@@ -192,21 +192,21 @@ def _orchestrator(s: DeploySettings, schema: Schema, config: CondenseConfig, run
     ck_path = s.out_dir / CHECKPOINT_FILE
     if s.resume and ck_path.exists():
         orch = Orchestrator.resume(ck_path, schema, config, None, mode=s.mode,
-                                   threshold=s.threshold)
+                                   threshold=s.threshold, noise_seeded=False)
         unknown = set(hello) - set(orch.sites)
         if unknown:
             raise FedcondenseError(f"sites {sorted(unknown)} were not part of run {run_id}.")
         return orch
     infos = [SiteInfo(site, int(rec["capacity"]), config.sample_rate)
              for site, rec in sorted(hello.items())]
-    orch = Orchestrator(schema, config, infos, mode=s.mode, threshold=s.threshold)
+    orch = Orchestrator(schema, config, infos, mode=s.mode, threshold=s.threshold,
+                        noise_seeded=False)
     orch.resumed_from = 0 if s.resume else None
     return orch
 
 
 def coordinate(grid: Any, context: Any) -> None:
     """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
-    from fedcondense.protocol.release.release import package_versions
     from fedcondense.server.transport_trace import TracingGrid
 
     t_start = time.perf_counter()
@@ -230,13 +230,11 @@ def coordinate(grid: Any, context: Any) -> None:
                      session=session, next_attempt=next_attempt,
                      transport_log=orch.checkpoint_extra.get("transport", []))
     run = DeployedRun(s.out_dir, loop, t_start, {
-        "command": "deploy", "run_id": run_id, "flower_runs": state["sessions"],
-        "config": config_dict(config), "run_seed": orch.run_seed, "schema_hash": schema.hash(),
-        "n_sites": len(orch.sites),
+        "run_id": run_id, "flower_runs": state["sessions"],
         "declared_capacity": {k: v.capacity for k, v in orch.sites.items()},
-        "secure_aggregation": True, "noise_mode": s.mode, "threshold": s.threshold,
-        "stage_timeout_s": s.stage_timeout, "resumed_from_round": orch.resumed_from,
-        "handshake_seconds": time.perf_counter() - t_start, "versions": package_versions()})
+        "noise_mode": s.mode, "threshold": s.threshold, "stage_timeout_s": s.stage_timeout,
+        "resumed_from_round": orch.resumed_from,
+        "handshake_seconds": time.perf_counter() - t_start})
     drive(loop, run.after_round, run.stop)
     run.finish("completed")
     progress(s.out_dir, f"run {run_id} completed in {time.perf_counter() - t_start:.0f} s: "
@@ -274,20 +272,24 @@ class DeployedRun:
     def finish(self, status: str, message: str = "") -> None:
         """Write the release (completed) or the stopped run's reports."""
         from fedcondense.protocol.release.release import write_release
+        from fedcondense.protocol.release.reports import run_report
 
         orch, log = self.loop.orch, self.loop.transport_log
         privacy = orch.privacy_report()
         privacy.update(status=status, secure_aggregation=True, run_id=self.loop.run_id,
                        site_ledgers="every site charged its own ledger before answering")
-        self.run_info.update(status=status, message=message, rounds=orch.history,
-                             transport=log, wall_seconds=time.perf_counter() - self.t_start)
-        self.run_info["round_seconds"] = [r["wall_s"] for r in log]
-        self.run_info["stage_seconds_median"] = stage_medians(log)
+        run = run_report(
+            command="deploy", config=orch.config, schema=self.loop.schema,
+            run_seed=orch.run_seed, private=privacy["private"], n_sites=len(orch.sites),
+            secure_aggregation=True, wall_seconds=time.perf_counter() - self.t_start,
+            rounds=orch.history, **self.run_info, status=status, message=message,
+            transport=log, round_seconds=[r["wall_s"] for r in log],
+            stage_seconds_median=stage_medians(log))
         if status == "completed":
-            write_release(self.out, orch.synthetic.decode(), privacy, self.run_info)  # type: ignore[union-attr]
+            write_release(self.out, orch.synthetic.decode(), privacy, run)  # type: ignore[union-attr]
         else:
             _write_json(self.out / "privacy.json", privacy)
-            _write_json(self.out / "run.json", self.run_info)
+            _write_json(self.out / "run.json", run)
             progress(self.out, f"run {self.loop.run_id} {status}: {message}")
 
     def stop(self, message: str) -> NoReturn:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.privacy.accounting import epsilon_spent
 from fedcondense.protocol.release.checkpoint import Checkpoint
+from fedcondense.protocol.release.reports import privacy_report, site_epsilons
 from fedcondense.protocol.condensation.condenser import (
     CondenseConfig, PrivacyPlan, config_dict, init_noise_std, plan_privacy, public_init_rng,
 )
@@ -40,7 +40,6 @@ from fedcondense.protocol.condensation.initialisation import (
     build_synthetic_set, public_count, statistics_from_sums,
 )
 from fedcondense.protocol.condensation.optimizer import Adam
-from fedcondense.protocol.privacy.privacy_claims import release_claims
 from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.condensation.site_update import RoundConfig, apply_update
 from fedcondense.protocol.condensation.directions import make_directions
@@ -77,7 +76,8 @@ class Orchestrator:
     """Coordinator logic for one federated condensation run."""
 
     def __init__(self, schema: Schema, config: CondenseConfig, sites: list[SiteInfo],
-                 mode: NoiseMode = "distributed", threshold: int | None = None) -> None:
+                 mode: NoiseMode = "distributed", threshold: int | None = None, *,
+                 noise_seeded: bool | None = None) -> None:
         if not sites:
             raise FedcondenseError("a federation needs at least one site.")
         self.schema = schema
@@ -103,6 +103,10 @@ class Orchestrator:
         self.history: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
         self.checkpoint_extra: dict[str, Any] = {}
+        # A seed in the configuration seeds the sites' noise in condense and simulate; a
+        # deployed coordinator's seed only fixes the public run seed (sites use their own
+        # randomness), so it passes noise_seeded=False.
+        self.noise_seeded = config.seed is not None if noise_seeded is None else noise_seeded
         if config.init != "dp":
             self._build(None)
 
@@ -211,7 +215,8 @@ class Orchestrator:
     @classmethod
     def resume(cls, path: str | Path, schema: Schema, config: CondenseConfig,
                sites: list[SiteInfo] | None = None, mode: NoiseMode = "distributed",
-               threshold: int | None = None) -> "Orchestrator":
+               threshold: int | None = None, *,
+               noise_seeded: bool | None = None) -> "Orchestrator":
         """Restore a checkpoint written by :meth:`save` for the same run.
 
         ``sites`` defaults to the checkpoint's own (a deployed coordinator resumes with the
@@ -236,6 +241,7 @@ class Orchestrator:
                     f"({meta.get(key)!r} vs {_jsonable(value)!r}); resume with the same "
                     f"settings and sites, or start a new run in a new folder.")
         orch = cls(schema, replace(config, seed=ck.run_seed), sites, mode=mode,
+                   noise_seeded=config.seed is not None if noise_seeded is None else noise_seeded,
                    threshold=threshold)
         if orch.threshold != meta.get("threshold"):
             raise FedcondenseError(f"{path}: checkpoint threshold {meta.get('threshold')} "
@@ -269,67 +275,17 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ reports
     def per_site_epsilon(self, trusted_aggregator: bool = True) -> dict[str, float | str]:
-        """Each site's ε for every request it was sent.
+        """Each site's ε for every request it was sent (see
+        :func:`~fedcondense.protocol.release.reports.site_epsilons`)."""
+        return site_epsilons(self.accounts, self.plan, self.config, self.mode, self.threshold,
+                             trusted_aggregator)
 
-        ``trusted_aggregator=False`` gives the figure against a malicious coordinator: in
-        distributed mode only the site's own noise share (σ/√t) counts.
-        """
-        if self.plan.calibration is None:
-            return {k: "inf" for k in self.accounts}
-        shrink = 1.0 if trusted_aggregator or self.mode != "distributed" \
-            else 1.0 / math.sqrt(self.threshold)
-        sigma_init = (self.plan.calibration.sigma_init or 0.0) * shrink
-        return {k: epsilon_spent(a.spends(self.plan.sigma * shrink, sigma_init),
-                                 self.config.delta, self.config.accountant)
-                for k, a in self.accounts.items()}
-
-    def privacy_report(self) -> dict[str, Any]:
-        cal = self.plan.calibration
-        per_site = self.per_site_epsilon()
-        malicious = self.per_site_epsilon(trusted_aggregator=False)
-        eps = max(per_site.values()) if cal is not None else "inf"  # type: ignore[type-var]
-        eps_mal = max(malicious.values()) if cal is not None else "inf"  # type: ignore[type-var]
-        if self.mode == "distributed":
-            assumption = (f"honest-but-curious coordinator: every secure sum holds at least "
-                          f"{self.threshold} sites' noise shares and dropouts are reported "
-                          f"truthfully (SecAgg+ assumption); against a malicious coordinator "
-                          f"see epsilon_against_malicious_coordinator")
-        else:
-            assumption = ("none about the coordinator: every site adds the full noise itself "
-                          "(holds against a malicious coordinator)")
-        claims = release_claims(self.schema, finite_epsilon=cal is not None,
-                                seeded=self.config.seed is not None)
-        return {
-            "private": claims["private"],
-            "epsilon": eps,
-            "epsilon_target": self.config.epsilon if cal is not None else "inf",
-            "delta": self.config.delta,
-            "adjacency": claims["adjacency"],
-            "bounds": claims["bounds"],
-            "noise_source": claims["noise_source"],
-            "warnings": claims["warnings"],
-            "trust_assumption": assumption,
-            "epsilon_against_malicious_coordinator": eps_mal,
-            "accountant": "none (non-private run)" if cal is None
-            else f"dp-accounting {self.config.accountant.upper()}",
-            "noise_multiplier": self.plan.sigma,
-            "init_noise_multiplier": self.plan.sigma_init,
-            "sample_rate": self.q_max,
-            "sample_rate_by_site": {k: s.sample_rate for k, s in self.sites.items()},
-            "rounds": self.config.rounds,
-            "rounds_discarded": self.rounds_discarded,
-            "clip_norm": self.config.clip_norm,
-            "directions": self.config.directions,
-            "initialisation": self.config.init,
-            "mode": self.mode,
-            "secure_aggregation_threshold": self.threshold,
-            "per_site": per_site,
-            "per_site_against_malicious_coordinator": malicious,
-            "per_site_requests": {k: {"init": a.init_requests, "rounds": a.round_requests,
-                                      "rounds_contributed": a.rounds_contributed}
-                                  for k, a in self.accounts.items()},
-            "charging": "every site is charged for every request it was sent, answered or not",
-        }
+    def privacy_report(self, noise_source: str | None = None) -> dict[str, Any]:
+        """``privacy.json`` of this run (:func:`~fedcondense.protocol.release.reports.privacy_report`)."""
+        return privacy_report(schema=self.schema, config=self.config, plan=self.plan,
+                              mode=self.mode, threshold=self.threshold, accounts=self.accounts,
+                              rounds_discarded=self.rounds_discarded, seeded=self.noise_seeded,
+                              noise_source=noise_source)
 
 
 def _jsonable(value: Any) -> Any:

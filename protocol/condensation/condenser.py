@@ -31,7 +31,6 @@ from fedcondense.protocol.condensation.directions import DirectionKind
 from fedcondense.protocol.condensation.site_update import (
     Records,
 )
-from fedcondense.protocol.privacy.privacy_claims import release_claims
 from fedcondense.protocol.condensation.synthetic_set import SyntheticSet, free_dim
 
 
@@ -162,37 +161,8 @@ class CondenseResult:
     function_evaluations: int = 0
 
     public_count: float | None = None  # the record count the update is normalised by
+    privacy: dict[str, Any] = field(default_factory=dict)  # privacy.json (reports.privacy_report)
 
-    def privacy_report(self, config: CondenseConfig, schema: Schema,
-                       mode: str = "central") -> dict[str, Any]:
-        """The ``privacy.json`` content (interface.md fields plus the itemised spends).
-
-        No exact record count: it is not covered by ε under add/remove adjacency.
-        """
-        cal = self.plan.calibration
-        claims = release_claims(schema, finite_epsilon=cal is not None,
-                                seeded=config.seed is not None)
-        return {
-            "private": claims["private"],
-            "epsilon": self.plan.epsilon if cal else "inf",
-            "delta": self.plan.delta,
-            "adjacency": claims["adjacency"],
-            "bounds": claims["bounds"],
-            "accountant": "none (non-private run)" if cal is None
-            else f"dp-accounting {config.accountant.upper()}",
-            "noise_multiplier": self.plan.sigma,
-            "init_noise_multiplier": self.plan.sigma_init,
-            "epsilon_init": cal.epsilon_init if cal else None,
-            "sample_rate": config.sample_rate,
-            "rounds": config.rounds,
-            "clip_norm": config.clip_norm,
-            "directions": config.directions,
-            "initialisation": config.init,
-            "mode": mode,
-            "spends": self.plan.spends,
-            "noise_source": self.noise_source if claims["private"] else claims["noise_source"],
-            "warnings": claims["warnings"],
-        }
 
 
 def public_init_rng(run_seed: int) -> np.random.Generator:

@@ -65,7 +65,7 @@ def _assumption(mode: NoiseMode, threshold: int) -> str:
 
 def privacy_report(*, schema: Schema, config: CondenseConfig, plan: PrivacyPlan,
                    mode: NoiseMode, threshold: int, accounts: Mapping[str, SiteAccount],
-                   rounds_discarded: Sequence[int] = (),
+                   rounds_discarded: Sequence[int] = (), seeded: bool = False,
                    noise_source: str | None = None) -> dict[str, Any]:
     """``privacy.json`` of a run (central or federated).
 
@@ -81,12 +81,13 @@ def privacy_report(*, schema: Schema, config: CondenseConfig, plan: PrivacyPlan,
         Site id → what it was charged.
     rounds_discarded : sequence of int
         Rounds charged but not applied (too few sites answered).
+    seeded : bool
+        Whether the noise came from a seed (a reproducible study: not private).
     noise_source : str, optional
         Where a private run's noise came from, when more is known than the claim's default.
     """
     cal = plan.calibration
-    claims = release_claims(schema, finite_epsilon=cal is not None,
-                            seeded=config.seed is not None)
+    claims = release_claims(schema, finite_epsilon=cal is not None, seeded=seeded)
     per_site = site_epsilons(accounts, plan, config, mode, threshold)
     malicious = site_epsilons(accounts, plan, config, mode, threshold, trusted_aggregator=False)
     worst = max(accounts, key=lambda k: (per_site[k] if cal is not None else 0.0, k))

@@ -94,6 +94,8 @@ def test_dropout_crash_and_resume_in_process(consortium) -> None:
     run = json.loads((out / "run.json").read_text())
     privacy = json.loads((out / "privacy.json").read_text())
     assert run["status"] == "completed" and run["flower_runs"] == [501, 502]
+    # the run seed fixes only public randomness: the sites' noise is their own
+    assert privacy["private"] is True and privacy["noise_source"].startswith("each data holder")
     rounds = [t for t in run["transport"] if t["kind"] == "round"]
     assert "site-3" in rounds[1]["dropped"] and "site-3" not in rounds[0]["dropped"]
     assert set(run["stage_seconds_median"]) >= {"setup", "share_keys",
