@@ -154,3 +154,32 @@ def test_the_cycle_check_sees_a_cycle_through_a_function_level_import(tmp_path) 
     (tmp_path / "cli" / "other.py").write_text("from fedcondense.cli import commands\n")
     assert cycles(module_graph(tmp_path)) == [["fedcondense.cli.commands",
                                                "fedcondense.cli.main"]]
+
+
+def package_folders(root: Path) -> set[str]:
+    """Every folder of the card's packages that is a Python package (has ``__init__.py``)."""
+    return {p.parent.relative_to(root).as_posix() for top in PACKAGES
+            for p in (root / top).rglob("__init__.py")}
+
+
+def test_the_architecture_doc_names_every_package_folder_and_only_real_ones():
+    import re
+
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:protocol|client|server|simulations|cli|deploy)(?:/\w+)*)/`",
+                           doc))
+    folders = package_folders(ROOT)
+    assert folders - named == set(), "folders docs/architecture.md does not describe"
+    assert named - folders == set(), "folders docs/architecture.md names that do not exist"
+
+
+def test_pyproject_installs_every_package_folder():
+    """``pip install .`` (not only ``-e .``) ships every room; ``deploy/app`` is a separate
+    Flower app project with its own ``pyproject.toml``, run from the checkout."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    want = {"fedcondense"} | {"fedcondense." + f.replace("/", ".")
+                              for f in package_folders(ROOT) if not f.startswith("deploy/app")}
+    assert listed == want
