@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
+from .app import app
+from ..protocol.errors import FedcondenseError
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -63,12 +63,12 @@ def benchmark_command(
 ) -> None:
     from dataclasses import replace
 
-    from fedcondense.cli.progress import job_progress
-    from fedcondense.protocol.families import families_for_task
-    from fedcondense.simulations.evaluation.baselines import find_baselines_python
-    from fedcondense.simulations.benchmarks.benchmark_grid import FULL, QUICK
-    from fedcondense.simulations.benchmarks.benchmark_report import write_report
-    from fedcondense.simulations.benchmarks.benchmark_runner import add_seconds, plan_run, run_jobs, write_meta
+    from .progress import job_progress
+    from ..protocol.families import families_for_task
+    from ..simulations.evaluation.baselines import find_baselines_python
+    from ..simulations.benchmarks.benchmark_grid import FULL, QUICK
+    from ..simulations.benchmarks.benchmark_report import write_report
+    from ..simulations.benchmarks.benchmark_runner import add_seconds, plan_run, run_jobs, write_meta
 
     if out.exists() and not out.is_dir():
         raise FedcondenseError(f"{out}: exists and is not a folder; pass a folder to --out.")

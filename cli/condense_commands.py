@@ -5,13 +5,13 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from fedcondense.cli import condense_options as opts
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
+from . import condense_options as opts
+from .app import app
+from ..protocol.errors import FedcondenseError
 
 PRIVACY_HELP = ("Privacy: (ε, δ) per record via the sampled Gaussian mechanism, composed over "
                 "all rounds (and the DP initialisation) with dp-accounting.")
@@ -47,17 +47,17 @@ def condense_command(
     quiet: bool = opts.QUIET,
 ) -> None:
     # heavy imports (dp-accounting, torch, sklearn) only when the command runs
-    from fedcondense.cli.options import condense_config_from_options
-    from fedcondense.cli.progress import round_progress
-    from fedcondense.protocol.condensation.condenser import plan_privacy
-    from fedcondense.protocol.privacy.ledger import PrivacyLedger, reserve
-    from fedcondense.protocol.release.release import prepare_output_dir, write_release
-    from fedcondense.protocol.release.reports import run_report
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.protocol.data.site_table import ingress_line, load_site_table
-    from fedcondense.server.central_run import condense
-    from fedcondense.simulations.runtime.compute_plan import plan_compute
-    from fedcondense.simulations.runtime.round_timing import central_split
+    from .options import condense_config_from_options
+    from .progress import round_progress
+    from ..protocol.condensation.condenser import plan_privacy
+    from ..protocol.privacy.ledger import reserve
+    from ..protocol.release.release import prepare_output_dir, write_release
+    from ..protocol.release.reports import run_report
+    from ..protocol.data.schema import Schema
+    from ..protocol.data.site_table import ingress_line, load_site_table
+    from ..server.central_run import condense
+    from ..simulations.runtime.compute_plan import plan_compute
+    from ..simulations.runtime.round_timing import central_split
 
     schema = Schema.load(schema_path)
     if schema.inferred_bounds_warning:
@@ -70,18 +70,9 @@ def condense_command(
     )
     config.validate()
     compute = plan_compute(config.resolved_models(schema), config.backend)  # usage errors here
-    if budget is not None and ledger is None:
-        raise FedcondenseError("--budget needs --ledger FILE to record what is spent.")
     plan = plan_privacy(config)
+    _check_ledger_use(config, plan.spends, ledger, budget)
     book = None
-    if ledger is not None:
-        if not config.private:
-            raise FedcondenseError("--ledger with --epsilon inf: a non-private run cannot be budgeted.")
-        if config.seed is not None:
-            raise FedcondenseError("--ledger with --seed: a seeded run's noise can be regenerated, "
-                                   "so it is not private and cannot be charged; drop --seed.")
-        # cheap refusal before anything is reserved (re-checked under the lock below)
-        PrivacyLedger.open(ledger, epsilon_budget=budget).check(plan.spends)
     if not data.is_file():
         raise FedcondenseError(f"{data}: no such file; give the site's table (CSV or Parquet).")
     out_dir = prepare_output_dir(out, [data, schema_path] + ([ledger] if ledger else []))
@@ -128,3 +119,21 @@ def condense_command(
         typer.echo(f"warning: {line}", err=True)
     # ingress counts stay on this machine's console: no ε covers them
     typer.echo(f"ingress (local only, not written): {ingress_line(table.report)}", err=True)
+
+
+def _check_ledger_use(config: Any, spends: list[Any], ledger: Optional[Path],
+                      budget: Optional[float]) -> None:
+    """Refuse ledger options that cannot work, and a run the ledger cannot afford (a cheap
+    check before anything is reserved; re-checked under the ledger's lock)."""
+    from ..protocol.privacy.ledger import PrivacyLedger
+
+    if budget is not None and ledger is None:
+        raise FedcondenseError("--budget needs --ledger FILE to record what is spent.")
+    if ledger is None:
+        return
+    if not config.private:
+        raise FedcondenseError("--ledger with --epsilon inf: a non-private run cannot be budgeted.")
+    if config.seed is not None:
+        raise FedcondenseError("--ledger with --seed: a seeded run's noise can be regenerated, "
+                               "so it is not private and cannot be charged; drop --seed.")
+    PrivacyLedger.open(ledger, epsilon_budget=budget).check(spends)

@@ -15,8 +15,8 @@ from typing import Optional
 
 import typer
 
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
+from .app import app
+from ..protocol.errors import FedcondenseError
 
 datasets_app = typer.Typer(help="Bundled real clinical datasets with public schemas.",
                            no_args_is_help=True)
@@ -30,7 +30,7 @@ def datasets_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fedcondense.simulations.evaluation.datasets import DATASETS
+    from ..simulations.evaluation.datasets import DATASETS
 
     table = Table(title="Bundled datasets")
     for col, just in (("name", "left"), ("task", "left"), ("rows", "right"),
@@ -50,7 +50,7 @@ def datasets_export(
         "with this test share (e.g. 0.3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split."),
 ) -> None:
-    from fedcondense.simulations.evaluation.datasets import (DATASETS, export_dataset, load_dataset,
+    from ..simulations.evaluation.datasets import (DATASETS, export_dataset, load_dataset,
                                                   train_test_split_table)
 
     if name not in DATASETS:
@@ -94,8 +94,8 @@ def schema_infer(
                                f"--force to overwrite it.")
     if not output.parent.exists():
         raise FedcondenseError(f"{output.parent}: folder does not exist; create it first.")
-    from fedcondense.protocol.data.schema_infer import INFERRED_SCHEMA_WARNING, infer_schema
-    from fedcondense.protocol.data.table_file import read_raw_table
+    from ..protocol.data.schema_infer import INFERRED_SCHEMA_WARNING, infer_schema
+    from ..protocol.data.table_file import read_raw_table
 
     raw = read_raw_table(data)
     with warnings.catch_warnings():

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.data.schema import Schema
+from .app import app
+from ..protocol.errors import FedcondenseError
+from ..protocol.data.schema import Schema
 
 
 def _rows_of(schema: "Schema", synthetic_rows: int) -> int:
@@ -43,11 +43,11 @@ def evaluate_command(
                                "non-members) with 95 % intervals, exact/near copies of real "
                                "rows, utility by the schema's subgroup columns."),
 ) -> None:
-    from fedcondense.protocol.families import families_for_task
-    from fedcondense.protocol.data.atomic_file import atomic_write_text
-    from fedcondense.protocol.release.release import prepare_output_dir
-    from fedcondense.protocol.data.site_table import load_site_table
-    from fedcondense.simulations.evaluation.utility import as_table, compare
+    from ..protocol.families import families_for_task
+    from ..protocol.data.atomic_file import atomic_write_text
+    from ..protocol.release.release import prepare_output_dir
+    from ..protocol.data.site_table import load_site_table
+    from ..simulations.evaluation.utility import as_table, compare
 
     schema = Schema.load(schema_path)
     task = "survival" if schema.is_survival else "classification"
@@ -90,7 +90,7 @@ def evaluate_command(
     Console().print(table)
     typer.echo(f"wrote {out_dir / 'evaluation.csv'}")
     metric = "c_index" if schema.is_survival else "auroc"
-    from fedcondense.simulations.evaluation.release_audit import utility_plot
+    from ..simulations.evaluation.release_audit import utility_plot
 
     png = utility_plot(rows, metric, f"Utility of {synthetic.name} vs real data "
                        f"(test on {test.name})", out_dir / "plots" / "utility.png")
@@ -117,9 +117,9 @@ def _audit(syn: object, tr: object, te: object, names: list[str], metric: str, o
     """Write audit.json, subgroups.csv and the audit plots; print the attack AUCs."""
     import pandas as pd
 
-    from fedcondense.protocol.data.atomic_file import atomic_write_text
-    from fedcondense.protocol.release.release import dumps
-    from fedcondense.simulations.evaluation.release_audit import audit_plot, audit_release, subgroup_plot
+    from ..protocol.data.atomic_file import atomic_write_text
+    from ..protocol.release.release import dumps
+    from ..simulations.evaluation.release_audit import audit_plot, audit_release, subgroup_plot
 
     result, subgroups = audit_release(syn, tr, te, names)  # type: ignore[arg-type]
     atomic_write_text(out_dir / "audit.json", dumps(result))

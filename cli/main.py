@@ -13,8 +13,8 @@ import sys
 
 import typer
 
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
+from .app import app
+from ..protocol.errors import FedcondenseError
 
 __all__ = ["app", "main"]
 
@@ -22,12 +22,12 @@ __all__ = ["app", "main"]
 def _mount() -> None:
     """Attach the sub-command modules (each registers its commands on ``app``)."""
     # in the order `fedcondense --help` lists them
-    from fedcondense.cli import data_commands  # noqa: F401  (datasets, schema)
-    from fedcondense.cli import condense_commands  # noqa: F401
-    from fedcondense.cli import simulate_commands  # noqa: F401
-    from fedcondense.cli import evaluate_commands  # noqa: F401
-    from fedcondense.cli import site_commands  # noqa: F401
-    from fedcondense.cli import benchmark_commands  # noqa: F401
+    from . import data_commands  # noqa: F401  (datasets, schema)
+    from . import condense_commands  # noqa: F401
+    from . import simulate_commands  # noqa: F401
+    from . import evaluate_commands  # noqa: F401
+    from . import site_commands  # noqa: F401
+    from . import benchmark_commands  # noqa: F401
 
 
 def main() -> None:
@@ -64,6 +64,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # `python -m fedcondense.cli.main`: use the registered app
-    from fedcondense.cli.main import main as _main
+    from .main import main as _main
 
     _main()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.data.schema import Schema
+from ..protocol.condensation.condenser import CondenseConfig
+from ..protocol.errors import FedcondenseError
+from ..protocol.data.schema import Schema
 # The synthetic set's size rule lives with the set (protocol), shared by every command and
 # by the deployed app; re-exported here for the command line's options.
-from fedcondense.protocol.condensation.synthetic_set import (
+from ..protocol.condensation.synthetic_set import (
     DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS, resolve_rows,
 )
 

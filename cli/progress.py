@@ -28,7 +28,7 @@ def job_progress(total: int, done: int, label: str,
                  disable: bool = False) -> Iterator[Callable[[object, list[dict[str, object]]], None]]:
     """Yield a callback ``advance(job, rows)`` that moves a bar over benchmark jobs and shows
     the job just finished (``done`` jobs were finished before this session)."""
-    from fedcondense.simulations.benchmarks.benchmark_scoring import summary_line
+    from ..simulations.benchmarks.benchmark_scoring import summary_line
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())

@@ -8,9 +8,9 @@ from typing import Any, Optional
 
 import typer
 
-from fedcondense.cli import condense_options as opts
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
+from . import condense_options as opts
+from .app import app
+from ..protocol.errors import FedcondenseError
 
 
 def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Path],
@@ -19,8 +19,8 @@ def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Pa
     """Resolve the three input styles into one CSV per site plus the schema path."""
     import pandas as pd
 
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
+    from ..protocol.data.schema import Schema
+    from ..simulations.evaluation.datasets import export_dataset, split_sites
 
     work.mkdir(parents=True, exist_ok=True)
     given = sum([dataset is not None, bool(site_data), data is not None])
@@ -42,7 +42,7 @@ def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Pa
     if sites < 2:
         raise FedcondenseError("--sites must be at least 2 for a federation.")
     schema = Schema.load(schema_path)
-    from fedcondense.protocol.data.site_table import load_site_table
+    from ..protocol.data.site_table import load_site_table
 
     load_site_table(data, schema)  # validates the pooled file before splitting it
     df = pd.read_csv(data) if data.suffix.lower() != ".parquet" else pd.read_parquet(data)
@@ -114,12 +114,12 @@ def simulate_command(
 ) -> None:
     if not verbose:
         _quiet_frameworks()
-    from fedcondense.cli.options import condense_config_from_options
-    from fedcondense.cli.progress import round_progress
-    from fedcondense.protocol.release.release import prepare_output_dir
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.simulations.runtime.compute_plan import plan_compute
-    from fedcondense.simulations.runtime.federated_condense import run_federated
+    from .options import condense_config_from_options
+    from .progress import round_progress
+    from ..protocol.release.release import prepare_output_dir
+    from ..protocol.data.schema import Schema
+    from ..simulations.runtime.compute_plan import plan_compute
+    from ..simulations.runtime.federated_condense import run_federated
 
     if noise not in ("local", "distributed"):
         raise FedcondenseError(f"--noise {noise!r}: use 'local' or 'distributed'.")
@@ -172,9 +172,9 @@ def _write_reports(out_dir: Path, result: Any, schema: Any, config: Any, files: 
                    wall: float, *, secure: bool, noise: str, engine: str, site_processes: int,
                    compute: dict[str, Any]) -> dict[str, Any]:
     """The release and its ``privacy.json``/``run.json`` (the one report builder)."""
-    from fedcondense.protocol.release.release import write_release
-    from fedcondense.protocol.release.reports import run_report
-    from fedcondense.simulations.runtime.round_timing import split_totals
+    from ..protocol.release.release import write_release
+    from ..protocol.release.reports import run_report
+    from ..simulations.runtime.round_timing import split_totals
 
     orch = result.orchestrator
     privacy = orch.privacy_report()
@@ -204,7 +204,7 @@ def _print_summary(history: list[dict[str, Any]], out_dir: Path, n_sites: int,
     if verbose:
         from rich.console import Console
 
-        from fedcondense.simulations.runtime.round_timing import split_table
+        from ..simulations.runtime.round_timing import split_table
 
         Console(stderr=True, width=100).print(split_table(
             history, f"round time split ({n_sites} sites, {site_processes} site "

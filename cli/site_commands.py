@@ -25,8 +25,8 @@ from typing import Any, Optional
 
 import typer
 
-from fedcondense.cli.app import app
-from fedcondense.protocol.errors import FedcondenseError
+from .app import app
+from ..protocol.errors import FedcondenseError
 
 site_app = typer.Typer(help="Site (hospital) operations: check data, create the ledger "
                        "(init), ledger status, start the SuperNode.", no_args_is_help=True)
@@ -72,8 +72,8 @@ def site_check(
     schema_path: Path = typer.Option(..., "--schema", help="Consortium schema JSON."),
     min_rows: int = typer.Option(10, "--min-rows", help="Fewest usable rows accepted."),
 ) -> None:
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.protocol.data.site_table import check_site_table
+    from ..protocol.data.schema import Schema
+    from ..protocol.data.site_table import check_site_table
 
     schema = Schema.load(schema_path)
     if schema.inferred_bounds_warning:
@@ -91,7 +91,7 @@ def _ledger_summary(path: Path) -> dict[str, Any]:
     """Counts from a ledger file: runs, rounds answered (sampled rounds charged), refused."""
     import json
 
-    from fedcondense.protocol.privacy.ledger import PrivacyLedger
+    from ..protocol.privacy.ledger import PrivacyLedger
 
     book = PrivacyLedger.open(path)
     raw = json.loads(path.read_text(encoding="utf-8"))
@@ -117,7 +117,7 @@ def site_status(
     from rich.console import Console
     from rich.table import Table
 
-    from fedcondense.deploy.site_config import load_site_config
+    from ..deploy.site_config import load_site_config
 
     cfg = load_site_config(config, check_files=False)
     console = Console()
@@ -151,8 +151,8 @@ def site_status(
 def site_init(
     config: Path = typer.Option(..., "--config", help="The site's site.toml."),
 ) -> None:
-    from fedcondense.deploy.site_config import load_site_config
-    from fedcondense.protocol.privacy.ledger import PrivacyLedger
+    from ..deploy.site_config import load_site_config
+    from ..protocol.privacy.ledger import PrivacyLedger
 
     cfg = load_site_config(config)
     book = PrivacyLedger.create(cfg.ledger, site=cfg.site_id, epsilon_budget=cfg.epsilon_budget,
@@ -174,8 +174,8 @@ def ledger_create(
     accountant: str = typer.Option("rdp", "--accountant", help="rdp or pld: how the ledger "
                                    "composes its events."),
 ) -> None:
-    from fedcondense.deploy.site_config import SITE_ID
-    from fedcondense.protocol.privacy.ledger import PrivacyLedger
+    from ..deploy.site_config import SITE_ID
+    from ..protocol.privacy.ledger import PrivacyLedger
 
     if not SITE_ID.fullmatch(site):
         raise FedcondenseError(f"--site {site!r}: use 1-64 letters, digits, '.', '_' or '-', "
@@ -211,12 +211,12 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
     the config. With ``create`` it writes the node-config TOML; without, it writes nothing
     (dry run).
     """
-    from fedcondense.deploy.pki import load_certificate
-    from fedcondense.deploy.flower_commands import format_node_config, supernode_command
-    from fedcondense.deploy.site_config import load_site_config
-    from fedcondense.protocol.privacy.ledger import PrivacyLedger
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.protocol.data.site_table import load_site_table, summarize_site_table
+    from ..deploy.pki import load_certificate
+    from ..deploy.flower_commands import format_node_config, supernode_command
+    from ..deploy.site_config import load_site_config
+    from ..protocol.privacy.ledger import PrivacyLedger
+    from ..protocol.data.schema import Schema
+    from ..protocol.data.site_table import load_site_table, summarize_site_table
 
     cfg = load_site_config(config)
     schema = Schema.load(cfg.schema)
@@ -260,7 +260,7 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
 
 def _exit_reason(cfg: Any, rc: int, log: str) -> str:
     """One line saying why the SuperNode stopped, read from its log."""
-    from fedcondense.deploy.flower_commands import SUPERNODE_REFUSED, SUPERNODE_TLS_FAILED
+    from ..deploy.flower_commands import SUPERNODE_REFUSED, SUPERNODE_TLS_FAILED
 
     if SUPERNODE_REFUSED.search(log):
         return (f"the coordinator {cfg.coordinator} refused site {cfg.site_id}: its public key "
@@ -287,8 +287,8 @@ def site_start(
 ) -> None:
     import shlex
 
-    from fedcondense.deploy.flower_commands import SUPERNODE_READY, flower_env
-    from fedcondense.deploy.site_daemon import SiteDaemon, warm_mode
+    from ..deploy.flower_commands import SUPERNODE_READY, flower_env
+    from ..deploy.site_daemon import SiteDaemon, warm_mode
 
     cfg, argv, line = prepare_site(config, create=not dry_run)
     warm, why_cold = warm_mode()

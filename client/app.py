@@ -7,7 +7,7 @@
 * on every ``train`` message parses the :class:`~fedcondense.protocol.wire.messages.RoundMessage`,
   checks protocol version and schema hash against its *own* schema file, refuses a plaintext
   request unless the site allows plaintext, calls ``handler(message, node_config)``, checks
-  the vector against the SecAgg+ range (:func:`~fedcondense.protocol.wire.messages.make_reply`)
+  the vector against the SecAgg+ range (:func:`~fedcondense.protocol.wire.site_reply.make_reply`)
   and returns the scaled vector with weight ``message.weight``;
 * runs ``secaggplus_mod`` for messages that carry a SecAgg+ stage (all of them in secure
   mode), so only the masked vector leaves the site (:func:`secagg_if_requested`).
@@ -43,13 +43,14 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
 from flwr.clientapp.typing import Mod
 from flwr.compat.common.recorddict_compat import fitres_to_recorddict, recorddict_to_fitins
 
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.privacy.site_policy import truthy
-from fedcondense.protocol.wire.wire_names import ERROR_MARK, HELLO_RECORD
-from fedcondense.protocol.wire.messages import (
+from ..protocol.errors import FedcondenseError
+from ..protocol.privacy.site_policy import truthy
+from ..protocol.wire.wire_names import ERROR_MARK, HELLO_RECORD
+from ..protocol.wire.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
-    check_schema, check_version, make_reply,
+    check_schema, check_version,
 )
+from ..protocol.wire.site_reply import make_reply
 
 LOG = logging.getLogger("fedcondense.site")
 
@@ -92,7 +93,7 @@ def own_schema_hash(cfg: Mapping[str, Any]) -> str:
         raise SiteFailure(f"site {cfg.get('site-id')}: node config lacks 'schema-path'.")
     key = str(path)
     if key not in _SCHEMA_HASHES:
-        from fedcondense.protocol.data.schema import Schema
+        from ..protocol.data.schema import Schema
 
         _SCHEMA_HASHES[key] = Schema.load(key).hash()
     return _SCHEMA_HASHES[key]
@@ -180,69 +181,82 @@ def make_client_app(handler: SiteHandler, *,
 
     @app.query()
     def hello(msg: Message, context: Context) -> Message:
-        cfg = dict(context.node_config)
-        site = str(cfg["site-id"])
-        own_hash = own_schema_hash(cfg)
-        rec = msg.content.config_records.get(HELLO_RECORD, ConfigRecord())
-        error = ""
-        try:
-            check_version(str(rec.get("protocol_version")), PROTOCOL_VERSION)
-            check_schema(str(rec.get("schema_hash")), own_hash)
-        except (VersionMismatchError, SchemaMismatchError) as exc:
-            LOG.error("site %s refuses the federation: %s", site, exc)
-            error = _safe_line(site, 0, exc)
-        fields: dict[str, Any] = {"site_id": site, "protocol_version": PROTOCOL_VERSION,
-                                  "schema_hash": own_hash, "accepted": not error, "error": error}
-        if hello_info is not None and not error:
-            try:
-                fields.update(hello_info(cfg, dict(rec.items())))
-            except Exception as exc:  # noqa: BLE001 - logged in full, sanitised line sent
-                LOG.exception("site %s: hello failed", site)
-                fields.update(accepted=False, error=_safe_line(site, 0, exc))
-        out = ConfigRecord(fields)
-        return Message(RecordDict({HELLO_RECORD: out}), reply_to=msg)
+        return _hello_reply(msg, dict(context.node_config), hello_info)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        cfg = dict(context.node_config)
-        site = str(cfg["site-id"])
-        round_index: int | str = msg.metadata.group_id
-        try:
-            fitins = recorddict_to_fitins(msg.content, keep_input=True)
-            message = RoundMessage.from_config(fitins.config,
-                                               expected_schema_hash=own_schema_hash(cfg))
-            round_index = message.round_index
-            via_secagg = RECORD_KEY_CONFIGS in msg.content.config_records
-            if message.secure != via_secagg:
-                raise ProtocolError(
-                    f"round {round_index} says secure={message.secure} but arrived "
-                    f"{'through' if via_secagg else 'outside'} secure aggregation."
-                )
-            if via_secagg:
-                _check_secagg_setup(context, message)
-            elif not truthy(cfg.get("allow-plaintext", "false")):
-                raise ProtocolError(
-                    "plaintext aggregation requested but this site only answers through "
-                    "secure aggregation (set allow-plaintext='true' to permit it)."
-                )
-            t0 = time.perf_counter()
-            vector = handler(message, cfg)
-            elapsed = time.perf_counter() - t0
-            if not truthy(cfg.get("report-timing", "false")):
-                elapsed = -1.0  # "not reported"
-            reply = make_reply(message, vector, site, elapsed)
-        except Exception as exc:  # noqa: BLE001 - everything is logged, then sanitised
-            if isinstance(exc, ProtocolError):
-                LOG.error("site %s refused round %s: %s", site, round_index, exc)
-            else:
-                LOG.exception("site %s failed in round %s", site, round_index)
-            raise SiteFailure(_safe_line(site, round_index, exc)) from None
-        if reply.overflow:
-            LOG.warning("site %s: round %s answer exceeded the secure-aggregation range; "
-                        "clipped and flagged", site, round_index)
-        fitres = FitRes(status=Status(Code.OK, "ok"),
-                        parameters=ndarrays_to_parameters([reply.scaled]),
-                        num_examples=message.weight, metrics=dict(reply.metrics()))
-        return Message(fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+        return _round_reply(msg, context, handler)
 
     return app
+
+
+def _hello_reply(msg: Message, cfg: dict[str, Any], hello_info: HelloInfo | None) -> Message:
+    """The site's hello: its id, protocol version and schema hash, accepted or refused."""
+    site = str(cfg["site-id"])
+    own_hash = own_schema_hash(cfg)
+    rec = msg.content.config_records.get(HELLO_RECORD, ConfigRecord())
+    error = ""
+    try:
+        check_version(str(rec.get("protocol_version")), PROTOCOL_VERSION)
+        check_schema(str(rec.get("schema_hash")), own_hash)
+    except (VersionMismatchError, SchemaMismatchError) as exc:
+        LOG.error("site %s refuses the federation: %s", site, exc)
+        error = _safe_line(site, 0, exc)
+    fields: dict[str, Any] = {"site_id": site, "protocol_version": PROTOCOL_VERSION,
+                              "schema_hash": own_hash, "accepted": not error, "error": error}
+    if hello_info is not None and not error:
+        try:
+            fields.update(hello_info(cfg, dict(rec.items())))
+        except Exception as exc:  # noqa: BLE001 - logged in full, sanitised line sent
+            LOG.exception("site %s: hello failed", site)
+            fields.update(accepted=False, error=_safe_line(site, 0, exc))
+    return Message(RecordDict({HELLO_RECORD: ConfigRecord(fields)}), reply_to=msg)
+
+
+def _checked_request(msg: Message, context: Context, cfg: Mapping[str, Any]) -> RoundMessage:
+    """The round request, validated against the site's schema and its transport rules."""
+    fitins = recorddict_to_fitins(msg.content, keep_input=True)
+    message = RoundMessage.from_config(fitins.config, expected_schema_hash=own_schema_hash(cfg))
+    via_secagg = RECORD_KEY_CONFIGS in msg.content.config_records
+    if message.secure != via_secagg:
+        raise ProtocolError(
+            f"round {message.round_index} says secure={message.secure} but arrived "
+            f"{'through' if via_secagg else 'outside'} secure aggregation."
+        )
+    if via_secagg:
+        _check_secagg_setup(context, message)
+    elif not truthy(cfg.get("allow-plaintext", "false")):
+        raise ProtocolError(
+            "plaintext aggregation requested but this site only answers through "
+            "secure aggregation (set allow-plaintext='true' to permit it)."
+        )
+    return message
+
+
+def _round_reply(msg: Message, context: Context, handler: SiteHandler) -> Message:
+    """The site's answer to a round request (a scaled vector), or a sanitised failure."""
+    cfg = dict(context.node_config)
+    site = str(cfg["site-id"])
+    round_index: int | str = msg.metadata.group_id
+    try:
+        message = _checked_request(msg, context, cfg)
+        round_index = message.round_index
+        t0 = time.perf_counter()
+        vector = handler(message, cfg)
+        elapsed = time.perf_counter() - t0
+        if not truthy(cfg.get("report-timing", "false")):
+            elapsed = -1.0  # "not reported"
+        reply = make_reply(message, vector, site, elapsed)
+    except Exception as exc:  # noqa: BLE001 - everything is logged, then sanitised
+        if isinstance(exc, ProtocolError):
+            LOG.error("site %s refused round %s: %s", site, round_index, exc)
+        else:
+            LOG.exception("site %s failed in round %s", site, round_index)
+        raise SiteFailure(_safe_line(site, round_index, exc)) from None
+    if reply.overflow:
+        LOG.warning("site %s: round %s answer exceeded the secure-aggregation range; "
+                    "clipped and flagged", site, round_index)
+    fitres = FitRes(status=Status(Code.OK, "ok"),
+                    parameters=ndarrays_to_parameters([reply.scaled]),
+                    num_examples=message.weight, metrics=dict(reply.metrics()))
+    return Message(fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)

@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedcondense.client.app import SiteFailure
-from fedcondense.protocol.wire.messages import RoundMessage
+from .app import SiteFailure
+from ..protocol.wire.messages import RoundMessage
 
 LOG = logging.getLogger("fedcondense.site")
 
@@ -46,8 +46,8 @@ def open_site_ledger(node_config: Mapping[str, Any]) -> Any:
     A ledger whose site or budget differ from the node config is refused: a budget never
     changes once spending started.
     """
-    from fedcondense.protocol.errors import PrivacyError
-    from fedcondense.protocol.privacy.ledger import PrivacyLedger
+    from ..protocol.errors import PrivacyError
+    from ..protocol.privacy.ledger import PrivacyLedger
 
     site = str(node_config["site-id"])
     path = Path(str(node_config["ledger-path"]))
@@ -74,9 +74,9 @@ def gate(message: RoundMessage, node_config: Mapping[str, Any], *, n_records: in
     """Charge ``message`` to the site's ledger or raise :class:`SiteFailure` (refusal)."""
     if "ledger-path" not in node_config:
         return
-    from fedcondense.protocol.errors import PrivacyError
-    from fedcondense.protocol.privacy.site_budget import BudgetRefusal, authorise
-    from fedcondense.protocol.privacy.site_policy import SitePolicy
+    from ..protocol.errors import PrivacyError
+    from ..protocol.privacy.site_budget import BudgetRefusal, authorise
+    from ..protocol.privacy.site_policy import SitePolicy
 
     site = str(node_config["site-id"])
     book = open_site_ledger(node_config)
@@ -137,7 +137,7 @@ def hello_info(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> dict
     The hello's coordinator ``session`` is recorded first (under the ledger lock), so that no
     request of an earlier session can be charged after the keys are reported.
     """
-    from fedcondense.protocol.privacy.ledger import ledger_lock
+    from ..protocol.privacy.ledger import ledger_lock
 
     run_id = str(hello.get("run_id", ""))
     out: dict[str, Any] = {}

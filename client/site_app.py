@@ -15,21 +15,21 @@ from typing import Any
 import numpy as np
 from flwr.clientapp import ClientApp
 
-from fedcondense.client.app import make_client_app
-from fedcondense.protocol.wire.messages import RoundMessage
+from .app import make_client_app
+from ..protocol.wire.messages import RoundMessage
 
 APP_ID = "fedcondense/fedcondense-app"
 """Flower's ``fab_id`` (publisher/name in ``deploy/app/pyproject.toml``) a warm site serves."""
 
 
 def _handler(message: RoundMessage, node_config: Mapping[str, Any]) -> np.ndarray:
-    from fedcondense.client.site_handler import CondensationHandler
+    from .site_handler import CondensationHandler
 
     return CondensationHandler()(message, node_config)
 
 
 def _hello(node_config: Mapping[str, Any], hello: Mapping[str, Any]) -> Mapping[str, Any]:
-    from fedcondense.client.budget_gate import hello_info
+    from .budget_gate import hello_info
 
     return hello_info(node_config, hello)
 

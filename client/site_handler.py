@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.privacy.dp_mechanism import noise_generator
-from fedcondense.protocol.families import ModelFamily, create_family
-from fedcondense.protocol.condensation.federation import FitCache, answer_init, answer_round
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.privacy.site_policy import SitePolicy, check_randomness
-from fedcondense.protocol.condensation.site_update import RoundConfig
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from ..protocol.privacy.dp_mechanism import noise_generator
+from ..protocol.families import ModelFamily, create_family
+from ..protocol.condensation.federation import FitCache, answer_init, answer_round
+from ..protocol.wire.messages import RoundMessage
+from ..protocol.data.schema import Schema
+from ..protocol.privacy.site_policy import SitePolicy, check_randomness
+from ..protocol.condensation.site_update import RoundConfig
+from ..protocol.condensation.synthetic_set import SyntheticSet
 
 LOG = logging.getLogger("fedcondense.site")
 _TABLES: dict[tuple[str, str], Any] = {}
@@ -49,7 +49,7 @@ _CACHE = FitCache()
 
 def load_site(node_config: Mapping[str, Any]) -> tuple[Schema, Any]:
     """The site's schema and validated table (cached per process)."""
-    from fedcondense.protocol.data.site_table import load_site_table
+    from ..protocol.data.site_table import load_site_table
 
     key = (str(node_config["schema-path"]), str(node_config["data-path"]))
     if key not in _TABLES:
@@ -92,10 +92,10 @@ class CondensationHandler:
                node_config: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, float]]:
         """The reply vector and the site's own timings (``fit``, ``predict``, ``privacy``;
         empty for ``init``). Timings stay at the site; only a simulation reads them."""
-        from fedcondense.client.app import SiteFailure
-        from fedcondense.client.budget_gate import gate
-        from fedcondense.protocol.errors import PrivacyError
-        from fedcondense.protocol.condensation.synthetic_set import free_dim
+        from .app import SiteFailure
+        from .budget_gate import gate
+        from ..protocol.errors import PrivacyError
+        from ..protocol.condensation.synthetic_set import free_dim
 
         site = str(node_config["site-id"])
         try:  # the site's own policy first: nothing is read, charged or computed before it

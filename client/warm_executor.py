@@ -131,7 +131,7 @@ class WarmExecutor:
                  poll: float = TASK_POLL_S) -> None:
         from flwr.supercore.interceptors import SuperExecAuthHttpInterceptor
 
-        from fedcondense.client.site_app import APP_ID, site_client_app
+        from .site_app import APP_ID, site_client_app
 
         self.runtime_api = runtime_api
         self.app_factory = app_factory or site_client_app
@@ -268,8 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     executor = WarmExecutor(args.runtime_api, args.secret_file.read_bytes())
     executor.app()  # build the app and import the site maths before the first task arrives
-    import fedcondense.client.budget_gate  # noqa: F401
-    import fedcondense.client.site_handler  # noqa: F401
+    from . import budget_gate, site_handler  # noqa: F401
     try:
         executor.serve(stop)
     except PermissionError as exc:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from fedcondense.deploy.consortium import LocalConsortium, split_dataset
+from .consortium import LocalConsortium, split_dataset
 
 VARIANTS = {"flower": ("flower", "memory"), "warm": ("warm", "memory"),
             "warm-disk": ("warm", "disk")}
@@ -39,7 +39,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 def tree_cpu_seconds() -> float:
     """CPU seconds (user + system) of every live process under this one, including the
     children they already reaped (the ServerApp, ``flwr`` CLI calls, ClientApp processes)."""
-    from fedcondense.deploy.processes import descendants
+    from .processes import descendants
 
     total = os.times().children_user + os.times().children_system
     for pid in descendants(os.getpid()):

@@ -25,12 +25,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fedcondense.deploy import flwr_cli, pki
-from fedcondense.deploy.flower_commands import (SUPERNODE_REFUSED, flower_env, free_port,
+from . import flwr_cli, pki
+from .flower_commands import (SUPERNODE_REFUSED, flower_env, free_port,
                                                port_open, superlink_command)
-from fedcondense.deploy.processes import ManagedProcess, running_supernode
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.privacy.ledger import PrivacyLedger
+from .processes import ManagedProcess, running_supernode
+from ..protocol.errors import FedcondenseError
+from ..protocol.privacy.ledger import PrivacyLedger
 
 APP_DIR = Path(__file__).resolve().parent / "app"
 CONNECTION = "consortium"
@@ -240,7 +240,7 @@ class LocalConsortium:
 def declared_capacity(path: Path) -> int:
     """A public capacity an operator would declare for the table at ``path``: its data rows
     rounded up to two significant digits."""
-    from fedcondense.simulations.runtime.federated_condense import simulated_capacity
+    from ..simulations.runtime.federated_condense import simulated_capacity
 
     with open(path, encoding="utf-8") as fh:
         rows = max(1, sum(1 for _ in fh) - 1)
@@ -251,8 +251,8 @@ def split_dataset(name: str, n_sites: int, folder: Path, seed: int = 0) -> tuple
     """Export bundled dataset ``name`` and split it IID into ``site-1..site-N`` files."""
     import pandas as pd
 
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
+    from ..protocol.data.schema import Schema
+    from ..simulations.evaluation.datasets import export_dataset, split_sites
 
     folder.mkdir(parents=True, exist_ok=True)
     csv, schema_path = export_dataset(name, folder)
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t_run = time.monotonic()
         status = c.wait(run_id, args.timeout, out=out, echo=True)
         print(f"flwr run {run_id}: {status} in {time.monotonic() - t_run:.1f} s", flush=True)
-    from fedcondense.server.deployed_run import summary_line
+    from ..server.deployed_run import summary_line
 
     if not (out / "run.json").exists():
         raise FedcondenseError(f"run {run_id} ended '{status}' without output; see "

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from fedcondense.protocol.errors import FedcondenseError
+from ..protocol.errors import FedcondenseError
 
 #: Printed by the SuperLink (uvicorn) once it accepts connections.
 SUPERLINK_READY = re.compile(r"Uvicorn running on https?://")

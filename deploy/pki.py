@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fedcondense.protocol.errors import FedcondenseError
+from ..protocol.errors import FedcondenseError
 
 CURVE = ec.SECP384R1
 CA_DAYS = 3650
@@ -249,32 +249,6 @@ def issue_server_certificate(ca: CAFiles, out_dir: str | Path, hosts: Sequence[s
     return files
 
 
-def verify_server_certificate(ca_cert: str | Path, cert: str | Path, host: str) -> None:
-    """Check that ``cert`` chains to ``ca_cert`` and is valid for ``host`` (TLS server use).
-
-    Uses the same WebPKI-style verifier a TLS client would (``cryptography.x509.verification``).
-
-    Raises
-    ------
-    FedcondenseError
-        With the verifier's reason, when the certificate would be rejected.
-    """
-    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-
-    ca = load_certificate(ca_cert)
-    leaf = load_certificate(cert)
-    try:
-        subject: x509.verification.Subject = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        subject = x509.DNSName(host)
-    verifier = PolicyBuilder().store(Store([ca])).time(_now()).build_server_verifier(subject)
-    try:
-        verifier.verify(leaf, [])
-    except VerificationError as exc:
-        raise FedcondenseError(f"{cert}: does not verify against {ca_cert} for {host}: "
-                               f"{exc}") from None
-
-
 # --------------------------------------------------------------------------- node keys
 def create_node_keypair(out_dir: str | Path, site_id: str, *,
                         force: bool = False) -> NodeKeyFiles:
@@ -310,18 +284,6 @@ def create_node_keypair(out_dir: str | Path, site_id: str, *,
     _write(files.private_key, private, PRIVATE_MODE, force)
     _write(files.public_key, public + f" {site_id}\n".encode(), PUBLIC_MODE, force)
     return files
-
-
-def load_node_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
-    """Read an OpenSSH node public key as ``flwr supernode register`` would."""
-    p = Path(path)
-    try:
-        key = serialization.load_ssh_public_key(p.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise FedcondenseError(f"{p}: not an OpenSSH public key ({exc}).") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise FedcondenseError(f"{p}: Flower needs an ECDSA key on a NIST curve.")
-    return key
 
 
 # --------------------------------------------------------------------------- whole layout

@@ -23,10 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
-from fedcondense.deploy.flower_commands import (SUPERLINK_READY, SUPERNODE_READY, flower_env,
+from .flower_commands import (SUPERLINK_READY, SUPERNODE_READY, flower_env,
                                                free_port, port_open, superlink_command,
                                                supernode_command)
-from fedcondense.protocol.errors import FedcondenseError
+from ..protocol.errors import FedcondenseError
 
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 

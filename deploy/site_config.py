@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedcondense.protocol.errors import FedcondenseError
+from ..protocol.errors import FedcondenseError
 
 SITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ALLOWED: dict[str, set[str]] = {
@@ -150,6 +150,55 @@ def _check_address(address: Any, src: Path) -> str:
     return address
 
 
+def _read_toml(src: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(src.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SiteConfigError(f"{src}: file not found; write a site.toml (see "
+                              f"deploy/README.md).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SiteConfigError(f"{src}: cannot read it ({exc}).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteConfigError(f"{src}: not valid TOML ({exc}).") from None
+
+
+def _check_sections(raw: dict[str, Any], src: Path) -> None:
+    """Only known sections and keys, and every required key present."""
+    for section, body in raw.items():
+        if section not in _ALLOWED:
+            raise _fail(src, f"[{section}]", f"unknown section; allowed: "
+                        f"{', '.join('[' + s + ']' for s in _ALLOWED)}.")
+        if not isinstance(body, dict):
+            raise _fail(src, section, "must be a [section] table.")
+        for key in body:
+            if key not in _ALLOWED[section]:
+                raise _fail(src, f"[{section}] {key}", f"unknown key; allowed: "
+                            f"{', '.join(sorted(_ALLOWED[section]))}.")
+    for section, keys in _REQUIRED.items():
+        missing = sorted(keys - set(raw.get(section, {})))
+        if missing:
+            raise _fail(src, f"[{section}]", f"missing {', '.join(missing)}.")
+
+
+def _privacy_section(raw: dict[str, Any], src: Path) -> tuple[float, float, bool, int]:
+    """``[privacy]``: ε and δ budgets, trust in the aggregator, fewest contributors."""
+    eps = _number(raw, "privacy", "epsilon-budget", src)
+    if not (eps > 0 and math.isfinite(eps)):
+        raise _fail(src, "[privacy] epsilon-budget", f"{eps:g}: must be a finite ε > 0.")
+    delta = _number(raw, "privacy", "delta-budget", src)
+    if not 0 < delta < 1:
+        raise _fail(src, "[privacy] delta-budget", f"{delta:g}: must be 0 < δ < 1 (typically "
+                    f"below 1/number of records).")
+    trust = raw["privacy"].get("trust-aggregator", False)
+    if not isinstance(trust, bool):
+        raise _fail(src, "[privacy] trust-aggregator", f"{trust!r}: write true or false.")
+    minimum = raw["privacy"].get("min-contributors", 0)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or (trust and minimum < 2):
+        raise _fail(src, "[privacy] min-contributors", f"{minimum!r}: with trust-aggregator = "
+                    f"true give an integer ≥ 2, the least number of sites per secure sum.")
+    return eps, delta, trust, minimum
+
+
 def load_site_config(path: str | Path, *, check_files: bool = True) -> SiteConfig:
     """Read and validate ``site.toml``.
 
@@ -172,55 +221,18 @@ def load_site_config(path: str | Path, *, check_files: bool = True) -> SiteConfi
         One line naming the file, the section/key and the fix.
     """
     src = Path(path).expanduser().resolve()
-    try:
-        raw = tomllib.loads(src.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SiteConfigError(f"{src}: file not found; write a site.toml (see "
-                              f"deploy/README.md).") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteConfigError(f"{src}: cannot read it ({exc}).") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteConfigError(f"{src}: not valid TOML ({exc}).") from None
-
-    for section, body in raw.items():
-        if section not in _ALLOWED:
-            raise _fail(src, f"[{section}]", f"unknown section; allowed: "
-                        f"{', '.join('[' + s + ']' for s in _ALLOWED)}.")
-        if not isinstance(body, dict):
-            raise _fail(src, section, "must be a [section] table.")
-        for key in body:
-            if key not in _ALLOWED[section]:
-                raise _fail(src, f"[{section}] {key}", f"unknown key; allowed: "
-                            f"{', '.join(sorted(_ALLOWED[section]))}.")
-    for section, keys in _REQUIRED.items():
-        missing = sorted(keys - set(raw.get(section, {})))
-        if missing:
-            raise _fail(src, f"[{section}]", f"missing {', '.join(missing)}.")
-
+    raw = _read_toml(src)
+    _check_sections(raw, src)
     site_id = raw["site"]["id"]
     if not isinstance(site_id, str) or not SITE_ID.fullmatch(site_id):
         raise _fail(src, "[site] id", f"{site_id!r}: use 1-64 letters, digits, '.', '_' or "
                     f"'-', starting with a letter or digit.")
-    eps = _number(raw, "privacy", "epsilon-budget", src)
-    if not (eps > 0 and math.isfinite(eps)):
-        raise _fail(src, "[privacy] epsilon-budget", f"{eps:g}: must be a finite ε > 0.")
-    delta = _number(raw, "privacy", "delta-budget", src)
-    if not 0 < delta < 1:
-        raise _fail(src, "[privacy] delta-budget", f"{delta:g}: must be 0 < δ < 1 (typically "
-                    f"below 1/number of records).")
+    eps, delta, trust, minimum = _privacy_section(raw, src)
     address = _check_address(raw["coordinator"]["address"], src)
     capacity = raw["site"]["capacity"]
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise _fail(src, "[site] capacity", f"{capacity!r}: give a positive integer, a public "
                     f"upper bound on the site's records (the exact count never leaves the site).")
-    trust = raw["privacy"].get("trust-aggregator", False)
-    if not isinstance(trust, bool):
-        raise _fail(src, "[privacy] trust-aggregator", f"{trust!r}: write true or false.")
-    minimum = raw["privacy"].get("min-contributors", 0)
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or (trust and minimum < 2):
-        raise _fail(src, "[privacy] min-contributors", f"{minimum!r}: with trust-aggregator = "
-                    f"true give an integer ≥ 2, the least number of sites per secure sum.")
-
     node = raw.get("supernode", {})
     port = node.get("runtime-port", 9094)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:

@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from fedcondense.deploy.processes import ManagedProcess
-from fedcondense.protocol.errors import FedcondenseError
+from .processes import ManagedProcess
+from ..protocol.errors import FedcondenseError
 
 EXECUTOR_ENV = "FEDCONDENSE_SITE_EXECUTOR"
 """``warm`` (default) or ``flower`` (a ClientApp process per message, Flower's own)."""
@@ -49,7 +49,7 @@ def _exits_in_window(exits: list[float], now: float) -> list[float]:
 
 def warm_mode() -> tuple[bool, str]:
     """Whether this site runs warm, and a line saying why not when it does not."""
-    from fedcondense.deploy.flower_pins import problems
+    from .flower_pins import problems
 
     choice = os.environ.get(EXECUTOR_ENV, "warm").strip().lower()
     if choice not in ("warm", "flower"):

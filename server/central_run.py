@@ -28,18 +28,18 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from fedcondense.protocol.release.checkpoint import restore_generator
-from fedcondense.protocol.condensation.condenser import CondenseConfig, CondenseResult, make_families
-from fedcondense.protocol.privacy.dp_mechanism import noise_generator, restorable_state
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.families.base import ModelFamily
-from fedcondense.protocol.condensation.federation import answer_init, answer_round
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.site_update import Records, RoundConfig
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
-from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.server.round_driver import RoundLoop, drive
+from ..protocol.release.checkpoint import restore_generator
+from ..protocol.condensation.condenser import CondenseConfig, CondenseResult, make_families
+from ..protocol.privacy.dp_mechanism import noise_generator, restorable_state
+from ..protocol.errors import FedcondenseError
+from ..protocol.families.base import ModelFamily
+from ..protocol.condensation.federation import answer_init, answer_round
+from ..protocol.wire.messages import RoundMessage
+from ..protocol.data.schema import Schema
+from ..protocol.condensation.site_update import Records, RoundConfig
+from ..protocol.condensation.synthetic_set import SyntheticSet
+from .orchestrator import Orchestrator, SiteInfo
+from .round_driver import RoundLoop, drive
 
 SITE = "central"
 """The one site of a central run (its id in checkpoints and the round history)."""

@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.condensation.federation import NoiseMode
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.server.round_driver import RoundLoop, RunStopped, drive, open_loop
-from fedcondense.server.run_progress import (progress, round_line, route_flower_logs,
+from ..protocol.condensation.condenser import CondenseConfig
+from ..protocol.errors import FedcondenseError
+from ..protocol.condensation.federation import NoiseMode
+from ..protocol.data.schema import Schema
+from .orchestrator import Orchestrator, SiteInfo
+from ..protocol.wire.messages import RoundMessage
+from .round_driver import RoundLoop, RunStopped, drive, open_loop
+from .run_progress import (progress, round_line, route_flower_logs,
                                               stage_medians)
 
 LOG = logging.getLogger("fedcondense.coordinator")
@@ -134,8 +134,8 @@ def reconcile(orch: Orchestrator, hello: Mapping[str, Mapping[str, Any]], run_id
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from fedcondense.protocol.data.atomic_file import atomic_write_text
-    from fedcondense.protocol.release.release import dumps
+    from ..protocol.data.atomic_file import atomic_write_text
+    from ..protocol.release.release import dumps
 
     atomic_write_text(path, dumps(obj))
 
@@ -145,7 +145,7 @@ def _settings(context: Any) -> tuple[DeploySettings, Schema]:
     s = DeploySettings.from_run_config(context.run_config)
     schema = Schema.load(s.schema_path)
     if s.condense.rows <= 0:
-        from fedcondense.protocol.condensation.synthetic_set import resolve_rows
+        from ..protocol.condensation.synthetic_set import resolve_rows
 
         s = replace(s, condense=replace(s.condense, rows=resolve_rows(schema, None, None)))
     return s, schema
@@ -173,7 +173,7 @@ def _session_state(s: DeploySettings, context: Any) -> dict[str, Any]:
 def _hello(tgrid: Any, s: DeploySettings, schema: Schema, run_id: str,
            session: int) -> tuple[dict[int, str], dict[str, dict[str, Any]]]:
     """Wait for the sites, say hello; ``(node → site, site → its hello record)``."""
-    from fedcondense.server.secure_sum import handshake, wait_for_nodes
+    from .secure_sum import handshake, wait_for_nodes
 
     nodes = wait_for_nodes(tgrid, s.threshold if s.resume else s.sites, s.node_wait)
     time.sleep(0 if len(nodes) >= s.sites else min(5.0, s.node_wait))  # late joiners
@@ -207,7 +207,7 @@ def _orchestrator(s: DeploySettings, schema: Schema, config: CondenseConfig, run
 
 def coordinate(grid: Any, context: Any) -> None:
     """``ServerApp`` main: one deployed fedcondense run (or its resumption)."""
-    from fedcondense.server.transport_trace import TracingGrid
+    from .transport_trace import TracingGrid
 
     t_start = time.perf_counter()
     s, schema = _settings(context)
@@ -221,7 +221,7 @@ def coordinate(grid: Any, context: Any) -> None:
     sites, hello = _hello(tgrid, s, schema, run_id, session)
     orch = _orchestrator(s, schema, config, run_id, hello)
     next_attempt = reconcile(orch, hello, run_id) if s.resume else {}
-    from fedcondense.server.secure_sum import TransportConfig
+    from .secure_sum import TransportConfig
 
     transport = TransportConfig(expected_sites=s.sites, min_sites=s.threshold,
                                 timeout=s.stage_timeout, max_attempts=s.max_attempts,
@@ -271,8 +271,8 @@ class DeployedRun:
 
     def finish(self, status: str, message: str = "") -> None:
         """Write the release (completed) or the stopped run's reports."""
-        from fedcondense.protocol.release.release import write_release
-        from fedcondense.protocol.release.reports import run_report
+        from ..protocol.release.release import write_release
+        from ..protocol.release.reports import run_report
 
         orch, log = self.loop.orch, self.loop.transport_log
         privacy = orch.privacy_report()

@@ -29,21 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.release.checkpoint import Checkpoint
-from fedcondense.protocol.release.reports import privacy_report, site_epsilons
-from fedcondense.protocol.condensation.condenser import (
+from ..protocol.release.checkpoint import Checkpoint
+from ..protocol.release.reports import privacy_report, site_epsilons
+from ..protocol.condensation.condenser import (
     CondenseConfig, PrivacyPlan, config_dict, init_noise_std, plan_privacy, public_init_rng,
 )
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.condensation.federation import NoiseMode, SiteAccount, site_noise_std
-from fedcondense.protocol.condensation.initialisation import (
+from ..protocol.errors import FedcondenseError
+from ..protocol.condensation.federation import NoiseMode, SiteAccount, site_noise_std
+from ..protocol.condensation.initialisation import (
     build_synthetic_set, public_count, statistics_from_sums,
 )
-from fedcondense.protocol.condensation.optimizer import Adam
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.site_update import RoundConfig, apply_update
-from fedcondense.protocol.condensation.directions import make_directions
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet, free_dim
+from ..protocol.condensation.optimizer import Adam
+from ..protocol.data.schema import Schema
+from ..protocol.condensation.site_update import RoundConfig, apply_update
+from ..protocol.condensation.directions import make_directions
+from ..protocol.condensation.synthetic_set import SyntheticSet, free_dim
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,12 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.privacy.site_budget import BUDGET_MARK
-from fedcondense.server.orchestrator import Orchestrator
-from fedcondense.server.round_messages import build_message
+from ..protocol.errors import FedcondenseError
+from ..protocol.wire.messages import RoundMessage
+from ..protocol.data.schema import Schema
+from ..protocol.privacy.site_budget import BUDGET_MARK
+from .orchestrator import Orchestrator
+from .round_messages import build_message
 
 LOG = logging.getLogger("fedcondense.coordinator")
 
@@ -87,7 +87,7 @@ class SecureSumDelivery:
 
     def deliver(self, base: RoundMessage, targets: dict[int, str],
                 attempt_base: int) -> tuple[np.ndarray | None, dict[str, Any]]:
-        from fedcondense.server.secure_sum import run_round
+        from .secure_sum import run_round
 
         outcome, info = run_round(self.grid, self.legacy, self.strategy, base, targets,
                                   self.transport, attempt_base)
@@ -205,7 +205,7 @@ def open_loop(context: Any, tgrid: Any, orch: Orchestrator, schema: Schema, run_
     from flwr.server.client_manager import SimpleClientManager
     from flwr.server.compat.grid_client_proxy import GridClientProxy
 
-    from fedcondense.server.strategy import SumStrategy
+    from .strategy import SumStrategy
 
     transport.validate()
     manager = SimpleClientManager()

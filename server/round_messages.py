@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedcondense.protocol.wire.messages import RoundMessage, pow2_scale
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.privacy.site_budget import DeclaredPlan
-from fedcondense.protocol.condensation.synthetic_set import free_dim
-from fedcondense.server.orchestrator import Orchestrator
+from ..protocol.wire.messages import RoundMessage, pow2_scale
+from ..protocol.data.schema import Schema
+from ..protocol.privacy.site_budget import DeclaredPlan
+from ..protocol.condensation.synthetic_set import free_dim
+from .orchestrator import Orchestrator
 
 
 def build_message(orch: Orchestrator, schema: Schema, run_id: str, clipping_range: float,

@@ -44,13 +44,14 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp.grid import Grid
 
-from fedcondense.protocol.wire.wire_names import HELLO_RECORD
-from fedcondense.protocol.wire.messages import (
+from ..protocol.wire.wire_names import HELLO_RECORD
+from ..protocol.wire.messages import (
     PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
-    check_schema, check_version, quantisation_bound,
+    check_schema, check_version,
 )
-from fedcondense.server.strategy import SumOutcome, SumStrategy, summarise
-from fedcondense.server.transport_trace import (
+from ..protocol.wire.site_reply import quantisation_bound
+from .strategy import SumOutcome, SumStrategy, summarise
+from .transport_trace import (
     STAGE_ORDER, STAGE_PAYLOAD, RobustSecAggPlusWorkflow, TracingGrid,
 )
 

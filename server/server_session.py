@@ -16,7 +16,7 @@ from flwr.app import Context
 from flwr.serverapp import ServerApp
 from flwr.serverapp.grid import Grid
 
-from fedcondense.server.secure_sum import (MakeRound, OnSum, RunReport, TransportConfig,
+from .secure_sum import (MakeRound, OnSum, RunReport, TransportConfig,
                                            run_rounds)
 
 

@@ -27,7 +27,8 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
-from fedcondense.protocol.wire.messages import ProtocolError, RoundMessage, SiteReply
+from ..protocol.wire.messages import ProtocolError, RoundMessage
+from ..protocol.wire.site_reply import SiteReply
 
 
 @dataclass

@@ -29,8 +29,8 @@ from flwr.server.workflow.secure_aggregation.secaggplus_workflow import Workflow
 from flwr.serverapp.grid import Grid
 from flwr.supercore.run import Run
 
-from fedcondense.protocol.wire.wire_names import ERROR_MARK
-from fedcondense.server.grid_pulls import bounded_pulls
+from ..protocol.wire.wire_names import ERROR_MARK
+from .grid_pulls import bounded_pulls
 
 STAGE_PAYLOAD = "collect_masked_vectors"
 """SecAgg+ stage whose message carries the round payload (FitIns) to the sites."""

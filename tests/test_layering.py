@@ -183,3 +183,21 @@ def test_pyproject_installs_every_package_folder():
     want = {"fedcondense"} | {"fedcondense." + f.replace("/", ".")
                               for f in package_folders(ROOT) if not f.startswith("deploy/app")}
     assert listed == want
+
+
+def test_package_imports_are_relative_so_tools_can_follow_them_from_the_tree():
+    """The repo root *is* the package; absolute ``fedcondense.…`` imports only resolve once
+    installed, relative ones from the tree alone (``deploy/app`` imports the installed
+    package on purpose: it is a separate Flower app project)."""
+    absolute = []
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if "deploy/app" in path.as_posix():
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                         and not node.level else [])
+                absolute += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names
+                             if n.split(".")[0] == "fedcondense"]
+    assert absolute == []

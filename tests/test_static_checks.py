@@ -51,3 +51,39 @@ def test_the_checks_catch_a_type_error_and_an_undefined_name(tmp_path) -> None:
                         "-p", "fedcondense.protocol"], capture_output=True, text=True,
                        timeout=300, env=env, cwd=tmp_path)
     assert r.returncode != 0 and "Incompatible return value type" in r.stdout
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_BODY_LINES = 80
+
+
+def oversized(root: Path) -> list[str]:
+    """Modules over :data:`MAX_MODULE_LINES` lines and functions whose body (from the first
+    statement after the signature: a CLI command's long option list does not count) runs
+    over :data:`MAX_FUNCTION_BODY_LINES` lines."""
+    import ast
+
+    found = []
+    for top in ("protocol", "client", "server", "simulations", "cli", "deploy"):
+        for path in sorted((root / top).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            name = path.relative_to(root).as_posix()
+            if len(text.splitlines()) > MAX_MODULE_LINES:
+                found.append(f"{name}: {len(text.splitlines())} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    body = (node.end_lineno or node.lineno) - node.body[0].lineno + 1
+                    if body > MAX_FUNCTION_BODY_LINES:
+                        found.append(f"{name}:{node.lineno} {node.name}: {body} lines")
+    return found
+
+
+def test_no_module_or_function_is_oversized() -> None:
+    assert oversized(ROOT) == []
+
+
+def test_the_size_check_catches_a_long_function(tmp_path) -> None:
+    (tmp_path / "protocol").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_BODY_LINES + 1))
+    (tmp_path / "protocol" / "long.py").write_text(f"def f() -> None:\n{body}")
+    assert oversized(tmp_path) == [f"protocol/long.py:1 f: {MAX_FUNCTION_BODY_LINES + 1} lines"]

@@ -15,23 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.privacy.accounting import (
+from ..privacy.accounting import (
     AccountantName, Calibration, Spend, calibrate, validate_privacy,
     validate_sample_rate,
 )
-from fedcondense.protocol.data.encoding import Encoder
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.families import create_family, families_for_task
-from fedcondense.protocol.families.base import ModelFamily
-from fedcondense.protocol.condensation.initialisation import (
+from ..data.encoding import Encoder
+from ..errors import FedcondenseError
+from ..families import create_family, families_for_task
+from ..families.base import ModelFamily
+from .initialisation import (
     build_synthetic_set, noisy_group_sums, public_count, sensitivity, statistics_from_sums,
 )
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.directions import DirectionKind
-from fedcondense.protocol.condensation.site_update import (
+from ..data.schema import Schema
+from .directions import DirectionKind
+from .site_update import (
     Records,
 )
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet, free_dim
+from .synthetic_set import SyntheticSet, free_dim
 
 
 @dataclass(frozen=True)

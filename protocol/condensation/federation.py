@@ -31,12 +31,12 @@ from typing import Literal
 
 import numpy as np
 
-from fedcondense.protocol.privacy.accounting import Spend
-from fedcondense.protocol.condensation.condenser import init_group_sums
-from fedcondense.protocol.families.base import ModelFamily
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.site_update import Records, RoundConfig, RoundFits, fit_round, site_update
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from ..privacy.accounting import Spend
+from .condenser import init_group_sums
+from ..families.base import ModelFamily
+from ..data.schema import Schema
+from .site_update import Records, RoundConfig, RoundFits, fit_round, site_update
+from .synthetic_set import SyntheticSet
 
 NoiseMode = Literal["central", "local", "distributed"]
 

@@ -29,10 +29,10 @@ from typing import Literal
 
 import numpy as np
 
-from fedcondense.protocol.privacy.dp_mechanism import add_gaussian_noise
-from fedcondense.protocol.data.encoding import Encoder
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet, balanced_labels
+from ..privacy.dp_mechanism import add_gaussian_noise
+from ..data.encoding import Encoder
+from ..data.schema import Schema
+from .synthetic_set import SyntheticSet, balanced_labels
 
 InitKind = Literal["dp", "random"]
 

@@ -27,14 +27,14 @@ from typing import Protocol
 
 import numpy as np
 
-from fedcondense.protocol.condensation.directions import (
+from .directions import (
     DirectionKind, gradient_from_differences, make_directions,
 )
-from fedcondense.protocol.privacy.dp_mechanism import add_gaussian_noise, clip_rows, poisson_sample
-from fedcondense.protocol.families.base import FittedBatch, ModelFamily
-from fedcondense.protocol.condensation.losses import classification_losses, survival_losses
-from fedcondense.protocol.condensation.optimizer import Adam
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from ..privacy.dp_mechanism import add_gaussian_noise, clip_rows, poisson_sample
+from ..families.base import FittedBatch, ModelFamily
+from .losses import classification_losses, survival_losses
+from .optimizer import Adam
+from .synthetic_set import SyntheticSet
 
 
 class Records(Protocol):

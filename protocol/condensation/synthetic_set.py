@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.data.encoding import Encoder
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.families.base import FitTargets
-from fedcondense.protocol.data.schema import ClassificationTask, Schema, SurvivalTask
+from ..data.encoding import Encoder
+from ..errors import FedcondenseError
+from ..families.base import FitTargets
+from ..data.schema import ClassificationTask, Schema, SurvivalTask
 
 
 DEFAULT_ROWS_PER_CLASS = 10

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.data.schema import Schema, SurvivalTask
+from .schema import Schema, SurvivalTask
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fedcondense.protocol.errors import SchemaError
+from ..errors import SchemaError
 
 SCHEMA_FORMAT = "fedcondense-schema/1"
 ColumnKind = Literal["numeric", "categorical", "binary"]

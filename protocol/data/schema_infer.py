@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.errors import SchemaError
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import missing_mask, normalise_label
+from ..errors import SchemaError
+from .schema import Schema
+from .site_table import missing_mask, normalise_label
 
 INFERRED_SCHEMA_WARNING = (
     "bounds, levels and horizons in this schema were read from the data and are NOT private; "

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.data.encoding import Encoder
-from fedcondense.protocol.errors import DataError
-from fedcondense.protocol.data.schema import ClassificationTask, Schema, SurvivalTask
-from fedcondense.protocol.data.table_file import CSV_SUFFIXES, RawTable, read_raw_table
+from .encoding import Encoder
+from ..errors import DataError
+from .schema import ClassificationTask, Schema, SurvivalTask
+from .table_file import CSV_SUFFIXES, RawTable, read_raw_table
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "?", "."})
 DEFAULT_MIN_ROWS = 10

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedcondense.protocol.families.base import FitTargets, FittedBatch, ModelFamily
+from .base import FitTargets, FittedBatch, ModelFamily
 
 FAMILIES: dict[str, type[ModelFamily]] = {}
 
@@ -51,7 +51,7 @@ def _load_builtin() -> None:
     global _builtin_loaded
     if _builtin_loaded:
         return
-    from fedcondense.protocol.families import classifiers, mlp, survival
+    from . import classifiers, mlp, survival
 
     for cls in (classifiers.LogisticRegressionFamily, classifiers.DecisionTreeFamily,
                 classifiers.RandomForestFamily, classifiers.GradientBoostingFamily,

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedcondense.protocol.families import batched_cox, batched_knn, batched_logistic
-from fedcondense.protocol.families.base import (
+from . import batched_cox, batched_knn, batched_logistic
+from .base import (
     FitTargets, FittedBatch, class_frequencies, kaplan_meier_at,
 )
 

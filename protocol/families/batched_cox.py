@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fedcondense.protocol.families.batched_logistic import standardise
+from .batched_logistic import standardise
 
 _STEPS = torch.tensor([2.0 ** -k for k in range(0, 16)], dtype=torch.float64)
 _ARMIJO = 1e-4
@@ -97,6 +97,36 @@ def _loglik(eta: torch.Tensor, A: torch.Tensor, event: torch.Tensor) -> torch.Te
     return (event * (eta - c - torch.log(denom))).sum(dim=-1)
 
 
+def _armijo_length(beta: torch.Tensor, delta: torch.Tensor, eta: torch.Tensor,
+                   Xn: torch.Tensor, A: torch.Tensor, event: torch.Tensor, lam: float,
+                   g: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Per set, the first of ``steps`` that passes Armijo's test on the penalised
+    log-likelihood (the last one if none does), ``(B,)``."""
+    f0 = _loglik(eta, A, event) - 0.5 * lam * beta.pow(2).sum(dim=1)
+    slope = (g * delta).sum(dim=1)
+    eta_d = (Xn @ delta.unsqueeze(-1)).squeeze(-1)
+    s = steps.view(-1, 1, 1)
+    b_s = beta + s * delta
+    f_s = _loglik(eta + s * eta_d, A, event) - 0.5 * lam * b_s.pow(2).sum(dim=2)  # (S, B)
+    good = f_s >= f0 + _ARMIJO * steps[:, None] * slope
+    good[0] |= slope <= _QUADRATIC * (1.0 + f0.abs())  # roundoff-level decrease: full step
+    last = torch.full((beta.shape[0],), len(steps) - 1, dtype=torch.long, device=beta.device)
+    return steps[torch.where(good.any(dim=0), good.int().argmax(dim=0), last)]
+
+
+def _breslow(Xn: torch.Tensor, beta: torch.Tensor, time: torch.Tensor,
+             event: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Breslow baseline cumulative hazard at the sorted training times ``(B, m)`` each,
+    with the centred (unshifted) linear predictor."""
+    phi = torch.exp((Xn @ beta.unsqueeze(-1)).squeeze(-1))
+    at_risk = (time[:, None, :] >= time[:, :, None]).to(torch.float64)
+    risk = (at_risk * phi[:, None, :]).sum(dim=2)  # Σ_{t_j ≥ t_i} φ_j
+    jump = event[None, :] / risk  # (B, m), per event row
+    times, _ = torch.sort(time, dim=1)
+    up_to = (time[:, None, :] <= times[:, :, None]).to(torch.float64)  # [b, k, i] = t_i <= t_(k)
+    return times, (up_to @ jump.unsqueeze(-1)).squeeze(-1)
+
+
 def fit(X: torch.Tensor, time: torch.Tensor, event: torch.Tensor, penalizer: float = 0.1, *,
         max_iter: int = 100, tol: float = 1e-10, const_eps: float = 1e-9) -> CoxParams:
     """Fit B penalised Cox models sharing the event indicators.
@@ -158,29 +188,11 @@ def fit(X: torch.Tensor, time: torch.Tensor, event: torch.Tensor, penalizer: flo
         delta = torch.linalg.solve_ex(H, g.unsqueeze(-1))[0].squeeze(-1)
         broken = broken | ~torch.isfinite(delta).all(dim=1)
         delta = torch.where(active[:, None] & ~broken[:, None], delta, torch.zeros_like(delta))
-        # batched Armijo backtracking on the penalised log-likelihood
-        f0 = _loglik(eta, A, event) - 0.5 * lam * beta.pow(2).sum(dim=1)
-        slope = (g * delta).sum(dim=1)
-        eta_d = (Xn @ delta.unsqueeze(-1)).squeeze(-1)
-        s = steps.view(-1, 1, 1)
-        b_s = beta + s * delta
-        f_s = _loglik(eta + s * eta_d, A, event) - 0.5 * lam * b_s.pow(2).sum(dim=2)  # (S, B)
-        good = f_s >= f0 + _ARMIJO * steps[:, None] * slope
-        good[0] |= slope <= _QUADRATIC * (1.0 + f0.abs())  # roundoff-level decrease: full step
-        first = torch.where(good.any(dim=0), good.int().argmax(dim=0),
-                            torch.full((B,), len(steps) - 1, dtype=torch.long, device=dev))
-        beta = beta + steps[first][:, None] * delta
+        beta = beta + _armijo_length(beta, delta, eta, Xn, A, event, lam, g, steps)[:, None] * delta
         active = active & ~broken & (delta.abs().amax(dim=1) > tol)
         if not bool(active.any()):
             break
-    # Breslow baseline at the training times, with the centred (unshifted) linear predictor
-    phi = torch.exp((Xn @ beta.unsqueeze(-1)).squeeze(-1))
-    at_risk = (time[:, None, :] >= time[:, :, None]).to(torch.float64)
-    risk = (at_risk * phi[:, None, :]).sum(dim=2)  # Σ_{t_j ≥ t_i} φ_j
-    jump = event[None, :] / risk  # (B, m), per event row
-    times, order = torch.sort(time, dim=1)
-    up_to = (time[:, None, :] <= times[:, :, None]).to(torch.float64)  # [b, k, i] = t_i <= t_(k)
-    cumhaz = (up_to @ jump.unsqueeze(-1)).squeeze(-1)
+    times, cumhaz = _breslow(Xn, beta, time, event)
     coef = beta / nsd.squeeze(1) * keep.squeeze(1)
     ok = torch.isfinite(coef).all(dim=1) & torch.isfinite(cumhaz).all(dim=1) & ~active
     ok = ok & ~broken & (keep.sum(dim=(1, 2)) > 0) & (event.sum() > 0)

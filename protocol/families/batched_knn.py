@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fedcondense.protocol.families.batched_logistic import standardise
+from .batched_logistic import standardise
 
 
 @dataclass

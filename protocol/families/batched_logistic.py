@@ -125,6 +125,36 @@ def _multinomial_direction(Xa: torch.Tensor, P: torch.Tensor, G: torch.Tensor,
     return -x.reshape(B, J * q), info.amax(dim=1) + info2
 
 
+def _newton_direction(Xa: torch.Tensor, P: torch.Tensor, G: torch.Tensor, g: torch.Tensor,
+                      pen: torch.Tensor, binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Newton direction ``-H⁻¹ g`` (flattened) and the solver's info (0 = solved)."""
+    if binary:
+        H = Xa.transpose(1, 2) @ ((P * (1 - P)) * Xa) + torch.diag(pen[0])
+        L, info = torch.linalg.cholesky_ex(H)  # H is positive definite
+        return -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1), info  # (B, q)
+    return _multinomial_direction(Xa, P, G.transpose(1, 2), pen)
+
+
+def _armijo_step(W: torch.Tensor, D: torch.Tensor, eta: torch.Tensor, eta_d: torch.Tensor,
+                 Y: torch.Tensor, lam: float, binary: bool, slope: torch.Tensor,
+                 steps: torch.Tensor) -> torch.Tensor:
+    """``W`` moved along ``D`` by batched Armijo backtracking: the full step first, shorter
+    ones (``steps[1:]``) only for the sets that need them."""
+    f0 = _objective(eta, Y, W, lam, binary)
+    tiny = -slope <= _QUADRATIC * (1.0 + f0.abs())  # roundoff-level decrease: full step
+    full = (_objective(eta + eta_d, Y, W + D, lam, binary) <= f0 + _ARMIJO * slope) | tiny
+    if bool(full.all()):  # the usual case near the optimum: skip the step-length search
+        return W + D
+    shorter = steps[1:]  # the full step (steps[0] = 1) is already judged
+    s = shorter.view(-1, 1, 1, 1)
+    f_s = _objective(eta + s * eta_d, Y, W + s * D, lam, binary)  # (S - 1, B)
+    ok = torch.cat([full[None], f_s <= f0 + _ARMIJO * shorter[:, None] * slope])
+    B = W.shape[0]
+    last = torch.full((B,), len(steps) - 1, dtype=torch.long, device=W.device)
+    first = torch.where(ok.any(dim=0), ok.int().argmax(dim=0), last)
+    return W + steps[first].view(B, 1, 1) * D
+
+
 def fit(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: float = 1.0, *,
         standardise_inputs: bool = True, max_iter: int = 100, tol: float = 1e-10) -> LogisticParams:
     """Fit B L2-penalised logistic regressions sharing the labels ``y``.
@@ -190,33 +220,12 @@ def fit(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: float = 1.0, *,
         if not binary:
             G[:, -1, :] += W[:, -1, :].sum(dim=-1, keepdim=True)
         g = G.transpose(1, 2).reshape(B, J * q)
-        if binary:
-            H = Xa.transpose(1, 2) @ ((P * (1 - P)) * Xa) + torch.diag(pen[0])
-            L, info = torch.linalg.cholesky_ex(H)  # H is positive definite
-            delta = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)  # (B, q)
-        else:
-            delta, info = _multinomial_direction(Xa, P, G.transpose(1, 2), pen)
+        delta, info = _newton_direction(Xa, P, G, g, pen, binary)
         delta = torch.where((info == 0)[:, None], delta, torch.full_like(delta, float("nan")))
         broken = broken | ~torch.isfinite(delta).all(dim=1)
         delta = torch.where(active[:, None] & ~broken[:, None], delta, torch.zeros_like(delta))
         D = delta.reshape(B, J, q).transpose(1, 2)  # (B, q, J)
-        # batched Armijo backtracking: the full step first, shorter ones only if needed
-        f0 = _objective(eta, Y, W, lam, binary)
-        slope = (g * delta).sum(dim=1)
-        eta_d = Xa @ D
-        tiny = -slope <= _QUADRATIC * (1.0 + f0.abs())  # roundoff-level decrease: full step
-        full = (_objective(eta + eta_d, Y, W + D, lam, binary) <= f0 + _ARMIJO * slope) | tiny
-        if bool(full.all()):  # the usual case near the optimum: skip the step-length search
-            W = W + D
-        else:  # the full step (steps[0] = 1) is already judged: search the shorter ones
-            shorter = steps[1:]
-            s = shorter.view(-1, 1, 1, 1)
-            f_s = _objective(eta + s * eta_d, Y, W + s * D, lam, binary)  # (S - 1, B)
-            ok = torch.cat([full[None], f_s <= f0 + _ARMIJO * shorter[:, None] * slope])
-            last = torch.full((B,), len(steps) - 1, dtype=torch.long, device=dev)
-            first = torch.where(ok.any(dim=0), ok.int().argmax(dim=0), last)
-            step = steps[first]
-            W = W + step.view(B, 1, 1) * D
+        W = _armijo_step(W, D, eta, Xa @ D, Y, lam, binary, (g * delta).sum(dim=1), steps)
         active = active & ~broken & (delta.abs().amax(dim=1) > tol)
         if not bool(active.any()):
             break

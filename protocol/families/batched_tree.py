@@ -118,6 +118,56 @@ def _gini_terms(counts: list[np.ndarray], n: np.ndarray) -> tuple[np.ndarray, np
         return gini, n * gini
 
 
+def _splittable(bi: np.ndarray, idx: np.ndarray, n: np.ndarray, cls: list[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                           list[np.ndarray]]:
+    """Of a node's pending trees, those it can be split in (≥ 2 rows, impure):
+    ``(trees, sorted row indices, counts, counts as float, inside mask (b, M), class counts)``."""
+    inside = np.arange(idx.shape[2])[None, :] < n[:, None]  # (b, M)
+    first = idx[:, 0, :]  # rows in the order of feature 0
+    counts = [np.where(inside, c[first], 0.0).sum(axis=1) for c in cls]
+    nf = n.astype(np.float64)
+    active = (n >= 2) & (_gini_terms(counts, nf)[0] > _EPSILON)
+    if not active.all():
+        bi, idx, n, nf, inside = bi[active], idx[active], n[active], nf[active], inside[active]
+        counts = [c[active] for c in counts]
+    return bi, idx, n, nf, inside, counts
+
+
+def _split_proxy(idx: np.ndarray, inside: np.ndarray, n: np.ndarray, nf: np.ndarray,
+                 counts: list[np.ndarray], cls: list[np.ndarray], table: np.ndarray | None,
+                 y1: np.ndarray | None, m: int) -> np.ndarray:
+    """Impurity-decrease proxy of the split after each sorted position, ``(b, d, M - 1)``:
+    by (rows, class-1 count) from ``table`` with two classes, else from Gini terms."""
+    M = idx.shape[2]
+    if table is not None and y1 is not None:  # two classes: scores by (n, count of class 1)
+        counts1 = counts[-1].astype(np.int64)
+        c1 = np.cumsum(np.where(inside[:, None, :], y1[idx], 0), axis=2)[:, :, :-1]
+        left = np.arange(1, M)[None, None, :] * (m + 1) + c1
+        right = (n[:, None, None] - np.arange(1, M)[None, None, :]) * (m + 1) \
+            + (counts1[:, None, None] - c1)
+        return -table[right] - table[left]
+    nl = np.arange(1.0, M)[None, None, :]
+    nr = nf[:, None, None] - nl
+    cl = [np.cumsum(np.where(inside[:, None, :], c[idx], 0.0), axis=2)[:, :, :-1] for c in cls]
+    cr = [t[:, None, None] - c for t, c in zip(counts, cl)]
+    return -_gini_terms(cr, nr)[1] - _gini_terms(cl, nl)[1]
+
+
+def _carry(bi: np.ndarray, idx: np.ndarray, inside: np.ndarray, rows_in: np.ndarray,
+           cnt: np.ndarray, onehot: np.ndarray, r: np.ndarray,
+           m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A child's pending entry (trees, sorted row indices, row counts) for the trees where it
+    will be split (≥ 2 rows, impure); ``None`` if none."""
+    grow = (cnt >= 2) & (_gini_terms(list((rows_in @ onehot).T),
+                                     cnt.astype(np.float64))[0] > _EPSILON)
+    if not grow.any():
+        return None
+    keep = np.take(rows_in[grow], r[:grow.sum(), None, None] * m + idx[grow]) \
+        & inside[grow][:, None, :]
+    return bi[grow], _compact(idx[grow], keep, int(cnt[grow].max())), cnt[grow]
+
+
 def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
         random_state: int = 0) -> TreeBatch:
     """Grow one tree per set of ``X (B, m, d)`` (finite values) on ``labels (m,)``.
@@ -150,18 +200,8 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
     for s in preorder_slots(max_depth):
         if s not in pending:
             continue
-        bi, idx, n = pending.pop(s)
-        M = idx.shape[2]
-        pos = np.arange(M)
-        inside = pos[None, :] < n[:, None]  # (b, M)
-        first = idx[:, 0, :]  # rows in the order of feature 0
-        counts = [np.where(inside, c[first], 0.0).sum(axis=1) for c in cls]
-        nf = n.astype(np.float64)
-        active = (n >= 2) & (_gini_terms(counts, nf)[0] > _EPSILON)
-        if not active.all():
-            bi, idx, n, nf, inside = bi[active], idx[active], n[active], nf[active], inside[active]
-            counts = [c[active] for c in counts]
-        counts1 = counts[-1].astype(np.int64)
+        bi, idx, n, nf, inside, counts = _splittable(*pending.pop(s), cls)
+        pos = np.arange(idx.shape[2])
         if not len(bi):
             continue
         base = (bi[:, None, None] * d + feats) * m  # flat offsets into XT (B, d, m)
@@ -169,20 +209,8 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
         # splits after position i < n - 1 between distinct (> 1e-7 apart) neighbours
         valid = (pos[None, None, :-1] < (n - 1)[:, None, None]) \
             & (x[:, :, 1:] > x[:, :, :-1] + _FEATURE_THRESHOLD)
-        if table is not None and y1 is not None:  # two classes: scores by (n, count of class 1)
-            c1 = np.cumsum(np.where(inside[:, None, :], y1[idx], 0), axis=2)[:, :, :-1]
-            left = np.arange(1, M)[None, None, :] * (m + 1) + c1
-            right = (n[:, None, None] - np.arange(1, M)[None, None, :]) * (m + 1) \
-                + (counts1[:, None, None] - c1)
-            proxy = -table[right] - table[left]
-        else:
-            nl = np.arange(1.0, M)[None, None, :]
-            nr = nf[:, None, None] - nl
-            cl = [np.cumsum(np.where(inside[:, None, :], c[idx], 0.0), axis=2)[:, :, :-1]
-                  for c in cls]
-            cr = [t[:, None, None] - c for t, c in zip(counts, cl)]
-            proxy = -_gini_terms(cr, nr)[1] - _gini_terms(cl, nl)[1]
-        proxy = np.where(valid, proxy, -np.inf)
+        proxy = np.where(valid, _split_proxy(idx, inside, n, nf, counts, cls, table, y1, m),
+                         -np.inf)
         at = proxy.argmax(axis=2)  # (b, d): first best position per feature
         best = np.take_along_axis(proxy, at[:, :, None], axis=2)[:, :, 0]
         # a feature with one distinct value among the node's rows changes the draws
@@ -210,14 +238,9 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
         to_left = member & go_left
         for child, rows_in, cnt in ((2 * s + 1, to_left, n_left), (2 * s + 2, member & ~go_left,
                                                                       n - n_left)):
-            # only children that will be split are carried on (≥ 2 rows, impure)
-            grow = (cnt >= 2) & (_gini_terms(list((rows_in @ onehot).T),
-                                             cnt.astype(np.float64))[0] > _EPSILON)
-            if grow.any():
-                keep = np.take(rows_in[grow], r[:grow.sum(), None, None] * m + idx[grow]) \
-                    & inside[grow][:, None, :]
-                pending[child] = (bi[grow], _compact(idx[grow], keep, int(cnt[grow].max())),
-                                  cnt[grow])
+            carried = _carry(bi, idx, inside, rows_in, cnt, onehot, r, m)
+            if carried is not None:
+                pending[child] = carried
 
     value = _node_values(node, onehot, max_depth)
     return TreeBatch(feature, threshold, left_heavy, value, needs_reference)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.families import batched_tree
-from fedcondense.protocol.families.base import FitTargets, FittedBatch, class_frequencies
+from . import batched_tree
+from .base import FitTargets, FittedBatch, class_frequencies
 
 
 def supports(params: dict[str, Any]) -> bool:
@@ -52,7 +52,7 @@ def fit_decision_tree(X: np.ndarray, targets: FitTargets, params: dict[str, Any]
 def _sklearn_tree(x: np.ndarray, labels: np.ndarray, params: dict[str, Any]) -> Any:
     from sklearn.tree import DecisionTreeClassifier
 
-    from fedcondense.protocol.families.base import single_threaded
+    from .base import single_threaded
 
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fedcondense.protocol.families.base import (
+from .base import (
     FitTargets, FittedBatch, ModelFamily, class_frequencies, single_threaded,
 )
 
@@ -108,13 +108,13 @@ class LogisticRegressionFamily(SklearnClassifier):
                 and np.unique(np.asarray(targets.labels)).size == 2:
             return self._fit_numpy(X, targets)  # same Newton solver, without torch
         if self.backend == "batched":  # torch Newton on all sets at once (batched_logistic)
-            from fedcondense.protocol.families import batched_backend
+            from . import batched_backend
 
             return batched_backend.fit_logistic(X, targets, self.params["C"], device=self.device)
         return super().fit_batch(X, targets, time)
 
     def _fit_numpy(self, X: np.ndarray, targets: FitTargets) -> FittedBatch:
-        from fedcondense.protocol.families import numpy_logistic
+        from . import numpy_logistic
 
         labels = np.asarray(targets.labels, dtype=np.int64)
         k = int(targets.n_classes)
@@ -126,7 +126,7 @@ class LogisticRegressionFamily(SklearnClassifier):
 
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         if "numpy" in fitted.extra:
-            from fedcondense.protocol.families import numpy_logistic
+            from . import numpy_logistic
 
             out = numpy_logistic.predict_proba(fitted.extra["numpy"], X_real)
             for b, model in enumerate(fitted.models):
@@ -134,7 +134,7 @@ class LogisticRegressionFamily(SklearnClassifier):
                     out[b] = fitted.fallback[b]
             return out
         if self.backend == "batched":
-            from fedcondense.protocol.families import batched_backend
+            from . import batched_backend
 
             return batched_backend.predict_logistic(fitted, X_real)
         return super().predict_batch(fitted, X_real)
@@ -160,20 +160,20 @@ class DecisionTreeFamily(SklearnClassifier):
     torch_backends = ()
 
     def _batched(self) -> bool:
-        from fedcondense.protocol.families import batched_tree_backend
+        from . import batched_tree_backend
 
         return self.backend == "batched" and batched_tree_backend.supports(self.params)
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
         if self._batched():
-            from fedcondense.protocol.families import batched_tree_backend
+            from . import batched_tree_backend
 
             return batched_tree_backend.fit_decision_tree(X, targets, self.params)
         return super().fit_batch(X, targets, time)
 
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         if "batched" in fitted.extra:
-            from fedcondense.protocol.families import batched_tree_backend
+            from . import batched_tree_backend
 
             return batched_tree_backend.predict_decision_tree(fitted, X_real)
         return super().predict_batch(fitted, X_real)
@@ -219,7 +219,7 @@ class KNNFamily(SklearnClassifier):
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
         if self.backend == "batched":  # one torch.cdist over all sets (batched_knn)
-            from fedcondense.protocol.families import batched_backend
+            from . import batched_backend
 
             return batched_backend.fit_knn(X, targets, self.params["n_neighbors"],
                                            device=self.device)
@@ -228,7 +228,7 @@ class KNNFamily(SklearnClassifier):
 
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         if self.backend == "batched":
-            from fedcondense.protocol.families import batched_backend
+            from . import batched_backend
 
             return batched_backend.predict_knn(fitted, X_real)
         return super().predict_batch(fitted, X_real)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedcondense.protocol.families.base import (
+from .base import (
     FitTargets, FittedBatch, ModelFamily, class_frequencies,
 )
 

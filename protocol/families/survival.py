@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.families.base import (
+from .base import (
     FitTargets, FittedBatch, ModelFamily, kaplan_meier_at, single_threaded,
 )
-from fedcondense.protocol.families.classifiers import standardiser
+from .classifiers import standardiser
 
 
 class SurvivalFamily(ModelFamily):
@@ -110,7 +110,7 @@ class CoxPHFamily(SurvivalFamily):
 
     def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
         if self.backend == "batched":  # torch Newton, Efron ties, Breslow baseline (batched_cox)
-            from fedcondense.protocol.families import batched_backend
+            from . import batched_backend
 
             assert time is not None
             return batched_backend.fit_cox(X, targets, time, self.params["penalizer"],
@@ -119,7 +119,7 @@ class CoxPHFamily(SurvivalFamily):
 
     def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
         if self.backend == "batched":
-            from fedcondense.protocol.families import batched_backend
+            from . import batched_backend
 
             return batched_backend.predict_cox(fitted, X_real)
         return super().predict_batch(fitted, X_real)

@@ -25,8 +25,8 @@ from typing import Any, Callable, Literal
 import dp_accounting as dpa
 from dp_accounting import pld, rdp
 
-from fedcondense.protocol.errors import PrivacyError
-from fedcondense.protocol.privacy.rdp_estimate import estimate_sigma
+from ..errors import PrivacyError
+from .rdp_estimate import estimate_sigma
 
 AccountantName = Literal["rdp", "pld"]
 Spend = dict[str, Any]

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
-from fedcondense.protocol.privacy.accounting import AccountantName, Spend, epsilon_spent, validate_privacy
-from fedcondense.protocol.errors import PrivacyError
-from fedcondense.protocol.condensation.initialisation import sensitivity
-from fedcondense.protocol.privacy.ledger import PrivacyLedger, ledger_lock
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.protocol.privacy.site_policy import PolicyRefusal, SitePolicy, charged_sigma
+from .accounting import AccountantName, Spend, epsilon_spent, validate_privacy
+from ..errors import PrivacyError
+from ..condensation.initialisation import sensitivity
+from .ledger import PrivacyLedger, ledger_lock
+from ..wire.messages import RoundMessage
+from .site_policy import PolicyRefusal, SitePolicy, charged_sigma
 
 BUDGET_MARK = "privacy budget:"
 """Every refusal message starts with this; the coordinator stops the run when it sees it."""

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedcondense.protocol.errors import PrivacyError
-from fedcondense.protocol.wire.messages import RoundMessage
+from ..errors import PrivacyError
+from ..wire.messages import RoundMessage
 
 POLICY_MARK = "site policy:"
 """Every policy refusal starts with this (after the budget mark when raised as a refusal)."""

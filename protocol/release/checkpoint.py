@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.data.atomic_file import atomic_write_bytes
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.condensation.optimizer import Adam
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from ..data.atomic_file import atomic_write_bytes
+from ..errors import FedcondenseError
+from ..condensation.optimizer import Adam
+from ..data.schema import Schema
+from ..condensation.synthetic_set import SyntheticSet
 
 CHECKPOINT_FORMAT = "fedcondense-checkpoint/1"
 

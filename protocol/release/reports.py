@@ -21,12 +21,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig, PrivacyPlan, config_dict
-from fedcondense.protocol.condensation.federation import NoiseMode, SiteAccount
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.privacy.accounting import Spend, epsilon_spent
-from fedcondense.protocol.privacy.privacy_claims import public_rounds, public_split, release_claims
-from fedcondense.protocol.release.release import package_versions
+from ..condensation.condenser import CondenseConfig, PrivacyPlan, config_dict
+from ..condensation.federation import NoiseMode, SiteAccount
+from ..data.schema import Schema
+from ..privacy.accounting import Spend, epsilon_spent
+from ..privacy.privacy_claims import public_rounds, public_split, release_claims
+from .release import package_versions
 
 CHARGING = "every site is charged for every request it was sent, answered or not"
 

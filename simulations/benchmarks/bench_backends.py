@@ -47,22 +47,22 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
-from fedcondense.protocol.condensation.condenser import (  # noqa: E402
+from ...protocol.condensation.condenser import (  # noqa: E402
     CondenseConfig, initial_synthetic_set, plan_privacy,
 )
-from fedcondense.protocol.privacy.dp_mechanism import poisson_sample  # noqa: E402
-from fedcondense.protocol.families import create_family  # noqa: E402
-from fedcondense.protocol.data.site_table import load_site_table  # noqa: E402
-from fedcondense.protocol.condensation.site_update import RoundConfig, fit_round, per_record_losses  # noqa: E402
-from fedcondense.server.central_run import condense  # noqa: E402
-from fedcondense.simulations.evaluation.datasets import export_dataset  # noqa: E402
+from ...protocol.privacy.dp_mechanism import poisson_sample  # noqa: E402
+from ...protocol.families import create_family  # noqa: E402
+from ...protocol.data.site_table import load_site_table  # noqa: E402
+from ...protocol.condensation.site_update import RoundConfig, fit_round, per_record_losses  # noqa: E402
+from ...server.central_run import condense  # noqa: E402
+from ..evaluation.datasets import export_dataset  # noqa: E402
 
 DATASET = {"classification": "breast_cancer", "survival": "gbsg2"}
 
 
 def load(name: str, work: Path) -> tuple[Any, Any, Path, Path]:
     """Schema, validated table, CSV and schema paths of a bundled dataset."""
-    from fedcondense.protocol.data.schema import Schema
+    from ...protocol.data.schema import Schema
 
     csv, schema_path = export_dataset(name, work)
     schema = Schema.load(schema_path)
@@ -195,7 +195,7 @@ def cli_table(rounds: list[int], P: int, work: Path, console: Console) -> list[d
 
 def calibration_table(console: Console) -> list[dict[str, Any]]:
     """Seconds (CPU) of the default calibration: guided search vs the plain bisection."""
-    from fedcondense.protocol.privacy import accounting
+    from ...protocol.privacy import accounting
 
     table = RichTable(title="calibration (ε = 1, δ = 1e-5, q = 0.25, init share 0.3), CPU s")
     for col in ("rounds", "plain bisection", "guided (uncached)", "same σ"):
@@ -221,8 +221,8 @@ def simulate_table(rounds: int, P: int, n_sites: int, work: Path,
                    console: Console) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from fedcondense.simulations.evaluation.datasets import split_sites
-    from fedcondense.simulations.runtime.federated_condense import run_federated
+    from ..evaluation.datasets import split_sites
+    from ..runtime.federated_condense import run_federated
 
     rows = []
     keys = ("fit_s", "predict_s", "privacy_s", "site_s", "framework_s", "wall_s")

@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig  # noqa: E402
-from fedcondense.server.central_run import condense  # noqa: E402
-from fedcondense.protocol.data.site_table import load_site_table  # noqa: E402
-from fedcondense.simulations.evaluation.datasets import load_dataset  # noqa: E402
+from ...protocol.condensation.condenser import CondenseConfig  # noqa: E402
+from ...server.central_run import condense  # noqa: E402
+from ...protocol.data.site_table import load_site_table  # noqa: E402
+from ..evaluation.datasets import load_dataset  # noqa: E402
 
 
 def main() -> None:

@@ -34,15 +34,15 @@ import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig  # noqa: E402
-from fedcondense.server.central_run import condense  # noqa: E402
-from fedcondense.protocol.families import families_for_task  # noqa: E402
-from fedcondense.protocol.data.site_table import load_site_table  # noqa: E402
-from fedcondense.simulations.evaluation.datasets import (  # noqa: E402
+from ...protocol.condensation.condenser import CondenseConfig  # noqa: E402
+from ...server.central_run import condense  # noqa: E402
+from ...protocol.families import families_for_task  # noqa: E402
+from ...protocol.data.site_table import load_site_table  # noqa: E402
+from ..evaluation.datasets import (  # noqa: E402
     export_dataset, split_sites, train_test_split_table,
 )
-from fedcondense.simulations.evaluation.utility import as_table, utility  # noqa: E402
-from fedcondense.simulations.runtime.federated_condense import run_federated  # noqa: E402
+from ..evaluation.utility import as_table, utility  # noqa: E402
+from ..runtime.federated_condense import run_federated  # noqa: E402
 
 
 def _scores(schema, release: pd.DataFrame, work: Path, train, test) -> dict[str, float]:
@@ -58,7 +58,7 @@ def _scores(schema, release: pd.DataFrame, work: Path, train, test) -> dict[str,
 def run_dataset(name: str, args: argparse.Namespace, console: Console) -> list[dict[str, object]]:
     work = args.out / name
     export_dataset(name, work)
-    from fedcondense.protocol.data.schema import Schema
+    from ...protocol.data.schema import Schema
 
     schema_path = work / f"{name}.schema.json"
     schema = Schema.load(schema_path)

@@ -44,7 +44,7 @@ from typing import Any
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig  # noqa: E402
+from ...protocol.condensation.condenser import CondenseConfig  # noqa: E402
 
 KEYS = ("fit_s", "fit_cpu_s", "predict_s", "framework_s", "wall_s")
 
@@ -68,10 +68,10 @@ def run_condense(case: Case, work: Path, config: CondenseConfig) -> dict[str, fl
     """Median round split of ``condense`` on the pooled table."""
     import time
 
-    from fedcondense.server.central_run import condense
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.protocol.data.site_table import load_site_table
-    from fedcondense.simulations.runtime.round_timing import central_split
+    from ...server.central_run import condense
+    from ...protocol.data.schema import Schema
+    from ...protocol.data.site_table import load_site_table
+    from ..runtime.round_timing import central_split
 
     schema = Schema.load(work / f"{case.dataset}.schema.json")
     table = load_site_table(work / f"{case.dataset}.csv", schema)
@@ -84,8 +84,8 @@ def site_files(case: Case, work: Path, n_sites: int) -> list[Path]:
     """The pooled table split iid over ``n_sites`` site files (seed 0)."""
     import pandas as pd
 
-    from fedcondense.protocol.data.schema import Schema
-    from fedcondense.simulations.evaluation.datasets import split_sites
+    from ...protocol.data.schema import Schema
+    from ..evaluation.datasets import split_sites
 
     schema = Schema.load(work / f"{case.dataset}.schema.json")
     df = pd.read_csv(work / f"{case.dataset}.csv")
@@ -98,7 +98,7 @@ def site_files(case: Case, work: Path, n_sites: int) -> list[Path]:
 def run_simulate(case: Case, work: Path, config: CondenseConfig, files: Sequence[Path],
                  engine: str, plan: Any) -> dict[str, float]:
     """Median round split of the simulation (3 sites, SecAgg+, one site process)."""
-    from fedcondense.simulations.runtime.federated_condense import run_federated
+    from ..runtime.federated_condense import run_federated
 
     fed = run_federated(files, work / f"{case.dataset}.schema.json", config,
                         mode="distributed", secure=True, backend=engine, compute=plan)
@@ -107,8 +107,8 @@ def run_simulate(case: Case, work: Path, config: CondenseConfig, files: Sequence
 
 def run_floor(n_sites: int, dim: int, rounds: int, engine: str) -> float:
     """Median wall of a SecAgg+ round whose sites answer at once (Flower's round floor)."""
-    from fedcondense.server.secure_sum import TransportConfig
-    from fedcondense.simulations.runtime.federated_run import DemoHandler, demo_rounds, simulate_transport
+    from ...server.secure_sum import TransportConfig
+    from ..runtime.federated_run import DemoHandler, demo_rounds, simulate_transport
 
     report = simulate_transport(DemoHandler(), demo_rounds("floor", dim), lambda *a: None,
                                 rounds=rounds, config=TransportConfig(expected_sites=n_sites),
@@ -123,6 +123,33 @@ def _median_of(runs: Sequence[Mapping[str, Any]], which: str) -> dict[str, float
 
 def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
+
+
+def _table(results: list[dict[str, Any]], args: argparse.Namespace) -> Any:
+    """The side-by-side table; each result gains its ratios and pass/fail flags."""
+    from rich.table import Table
+
+    table = Table(title=f"per-round medians, seconds ({args.rounds} rounds × {args.repeats} "
+                  f"runs, P = {args.directions}, {args.sites} sites, SecAgg+, {args.engine} engine)")
+    for col in ("case", "run", "fit", "fit CPU", "predict", "framework", "wall", "load", "check"):
+        table.add_column(col, justify="left" if col in ("case", "run", "check") else "right")
+    for r in results:
+        cen, sim = r["condense"], r["simulate"]
+        fit_ratio = sim["fit_s"] / max(cen["fit_s"], 1e-9)
+        cpu_ratio = sim["fit_cpu_s"] / max(cen["fit_cpu_s"], 1e-9)
+        budget = 1.3 * (cen["wall_s"] + r["floor_s"])
+        table.add_row(r["case"], "condense", *(f"{cen[k]:.3f}" for k in KEYS),
+                      r["load"]["condense"], f"threads {r['compute']['threads']}, "
+                      f"{r['compute']['device']}")
+        table.add_row("", "simulate", *(f"{sim[k]:.3f}" for k in KEYS), r["load"]["simulate"],
+                      f"fit ×{fit_ratio:.2f} (CPU ×{cpu_ratio:.2f}) "
+                      f"CPU {'≤' if cpu_ratio <= 1.3 else '>'} 1.3; wall "
+                      f"{'≤' if sim['wall_s'] <= budget else '>'} 1.3×(condense+floor)"
+                      f" = {budget:.3f}")
+        r.update(fit_ratio=fit_ratio, fit_cpu_ratio=cpu_ratio, wall_budget_s=budget,
+                 fit_ok=cpu_ratio <= 1.3, wall_ok=sim["wall_s"] <= budget)
+    return table
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -142,10 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     from rich.console import Console
-    from rich.table import Table
 
-    from fedcondense.simulations.runtime.compute_plan import plan_compute
-    from fedcondense.simulations.evaluation.datasets import export_dataset
+    from ..runtime.compute_plan import plan_compute
+    from ..evaluation.datasets import export_dataset
 
     logging.getLogger("flwr").setLevel(logging.ERROR)
     console = Console(width=160)
@@ -159,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in args.cases.split(","):
             case = CASES[key.strip()]
             export_dataset(case.dataset, work)
-            from fedcondense.protocol.data.schema import Schema
+            from ...protocol.data.schema import Schema
 
             schema = Schema.load(work / f"{case.dataset}.schema.json")
             config = CondenseConfig(rows=40 if schema.is_survival else 10, models=case.models,
@@ -182,25 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "simulate": _median_of(runs, "simulate"),
                             "load": {w: " ".join(r["load"][w] for r in runs)
                                      for w in ("condense", "simulate")}})
-    table = Table(title=f"per-round medians, seconds ({args.rounds} rounds × {args.repeats} "
-                  f"runs, P = {args.directions}, {args.sites} sites, SecAgg+, {args.engine} engine)")
-    for col in ("case", "run", "fit", "fit CPU", "predict", "framework", "wall", "load", "check"):
-        table.add_column(col, justify="left" if col in ("case", "run", "check") else "right")
-    for r in results:
-        cen, sim = r["condense"], r["simulate"]
-        fit_ratio = sim["fit_s"] / max(cen["fit_s"], 1e-9)
-        cpu_ratio = sim["fit_cpu_s"] / max(cen["fit_cpu_s"], 1e-9)
-        budget = 1.3 * (cen["wall_s"] + r["floor_s"])
-        table.add_row(r["case"], "condense", *(f"{cen[k]:.3f}" for k in KEYS),
-                      r["load"]["condense"], f"threads {r['compute']['threads']}, "
-                      f"{r['compute']['device']}")
-        table.add_row("", "simulate", *(f"{sim[k]:.3f}" for k in KEYS), r["load"]["simulate"],
-                      f"fit ×{fit_ratio:.2f} (CPU ×{cpu_ratio:.2f}) "
-                      f"CPU {'≤' if cpu_ratio <= 1.3 else '>'} 1.3; wall "
-                      f"{'≤' if sim['wall_s'] <= budget else '>'} 1.3×(condense+floor)"
-                      f" = {budget:.3f}")
-        r.update(fit_ratio=fit_ratio, fit_cpu_ratio=cpu_ratio, wall_budget_s=budget,
-                 fit_ok=cpu_ratio <= 1.3, wall_ok=sim["wall_s"] <= budget)
+    table = _table(results, args)
     console.print(table)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -208,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path.write_text(json.dumps(results, indent=2, default=float), encoding="utf-8")
         console.print(f"wrote {path}")
     return 0 if all(r["fit_ok"] and r["wall_ok"] for r in results) else 1
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

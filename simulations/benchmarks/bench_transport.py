@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.server.secure_sum import TransportConfig
-from fedcondense.simulations.runtime.federated_run import (
+from ...server.secure_sum import TransportConfig
+from ..runtime.federated_run import (
     DemoHandler, demo_rounds, demo_vector, simulate_transport,
 )
 

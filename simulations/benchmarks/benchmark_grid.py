@@ -20,9 +20,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.families import families_for_task
-from fedcondense.simulations.evaluation.datasets import DATASETS
+from ...protocol.errors import FedcondenseError
+from ...protocol.families import families_for_task
+from ..evaluation.datasets import DATASETS
 
 PORTFOLIO = "portfolio"
 REFERENCE_METHODS = ("full_real", "random_subset")

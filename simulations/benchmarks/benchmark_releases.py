@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.condensation.synthetic_set import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
-from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.server.central_run import condense
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import SiteTable, load_site_table
-from fedcondense.simulations.benchmarks.benchmark_grid import PORTFOLIO, Job
-from fedcondense.simulations.evaluation.datasets import load_dataset, train_test_split_table
+from ...protocol.condensation.synthetic_set import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
+from ...protocol.condensation.condenser import CondenseConfig
+from ...server.central_run import condense
+from ...protocol.data.schema import Schema
+from ...protocol.data.site_table import SiteTable, load_site_table
+from .benchmark_grid import PORTFOLIO, Job
+from ..evaluation.datasets import load_dataset, train_test_split_table
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def condensed(split: Split, trained_with: str, epsilon: float, delta: float, rou
 def make_release(job: Job, split: Split, delta: float, rounds: int | None,
                  baselines_python: str | None = None) -> pd.DataFrame:
     """The decoded release of ``job``."""
-    from fedcondense.simulations.evaluation import baselines
+    from ..evaluation import baselines
 
     eps = math.inf if job.epsilon in ("", "inf") else float(job.epsilon)
     if job.method == "full_real":

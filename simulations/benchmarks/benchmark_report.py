@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.data.atomic_file import atomic_write_text
-from fedcondense.simulations.benchmarks import benchmark_plots as plots
-from fedcondense.simulations.benchmarks.benchmark_grid import BASELINE_METHODS, KEY, PORTFOLIO
+from ...protocol.data.atomic_file import atomic_write_text
+from . import benchmark_plots as plots
+from .benchmark_grid import BASELINE_METHODS, KEY, PORTFOLIO
 
 ORDER = ("full_real", "random_subset", "condensed", *BASELINE_METHODS)
 

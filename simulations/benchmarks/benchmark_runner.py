@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fedcondense.protocol.data.atomic_file import atomic_write_text
-from fedcondense.simulations.evaluation.baselines import available_baselines
-from fedcondense.simulations.benchmarks.benchmark_grid import GridSpec, Job, ResultsFile, fmt_eps, grid_jobs, pending
-from fedcondense.simulations.benchmarks.benchmark_releases import Split, load_split, make_release
-from fedcondense.simulations.benchmarks.benchmark_scoring import score_release, score_subgroups
+from ...protocol.data.atomic_file import atomic_write_text
+from ..evaluation.baselines import available_baselines
+from .benchmark_grid import GridSpec, Job, ResultsFile, fmt_eps, grid_jobs, pending
+from .benchmark_releases import Split, load_split, make_release
+from .benchmark_scoring import score_release, score_subgroups
 
 RESULTS, META, SUBGROUPS = "results.csv", "benchmark.json", "subgroups.csv"
 SUBGROUP_COLUMNS = ("dataset", "method", "trained_with", "epsilon", "seed", "subgroup", "level",

@@ -47,18 +47,18 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig, make_families
-from fedcondense.protocol.privacy.dp_mechanism import noise_generator
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.families.base import ModelFamily
-from fedcondense.protocol.condensation.federation import FitCache, answer_init, answer_round
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import SiteTable, load_site_table
-from fedcondense.protocol.condensation.site_update import RoundConfig
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
-from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.simulations.evaluation.canaries import WhiteBoxDecoder, black_box_scores, make_canaries
-from fedcondense.simulations.benchmarks.one_run_bound import AuditBound, audit_guesses
+from ...protocol.condensation.condenser import CondenseConfig, make_families
+from ...protocol.privacy.dp_mechanism import noise_generator
+from ...protocol.errors import FedcondenseError
+from ...protocol.families.base import ModelFamily
+from ...protocol.condensation.federation import FitCache, answer_init, answer_round
+from ...protocol.data.schema import Schema
+from ...protocol.data.site_table import SiteTable, load_site_table
+from ...protocol.condensation.site_update import RoundConfig
+from ...protocol.condensation.synthetic_set import SyntheticSet
+from ...server.orchestrator import Orchestrator, SiteInfo
+from ..evaluation.canaries import WhiteBoxDecoder, black_box_scores, make_canaries
+from .one_run_bound import AuditBound, audit_guesses
 
 SITE_ID = "audited-site"
 
@@ -230,7 +230,7 @@ def audit_plot(result: CanaryAuditResult, title: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fedcondense.simulations.benchmarks.benchmark_plots import save_figure
+    from .benchmark_plots import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, scores, bound, who in ((axes[0], result.white_scores, result.white_box,
@@ -261,7 +261,7 @@ def demo_site_table(dataset: str, sites: int, site: int, real_rows: int | None,
                     seed: int = 0) -> tuple[pd.DataFrame, Schema]:
     """Site ``site`` (1-based) of the demo's split: 30 % test held out, iid over ``sites``;
     its first ``real_rows`` rows (all when ``None``)."""
-    from fedcondense.simulations.evaluation.datasets import load_dataset, split_sites, train_test_split_table
+    from ..evaluation.datasets import load_dataset, split_sites, train_test_split_table
 
     df, schema = load_dataset(dataset)
     train, _ = train_test_split_table(df, schema, 0.3, seed)

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from fedcondense.protocol.families import create_family
-from fedcondense.protocol.families.base import FitTargets
-from fedcondense.protocol.condensation.losses import classification_losses, survival_losses
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.simulations.evaluation.utility import Table, utility
+from ...protocol.families import create_family
+from ...protocol.families.base import FitTargets
+from ...protocol.condensation.losses import classification_losses, survival_losses
+from ...protocol.data.schema import Schema
+from .utility import Table, utility
 
 
 @dataclass(frozen=True)

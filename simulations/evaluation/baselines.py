@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.privacy.accounting import epsilon_spent, solve_sigma
-from fedcondense.protocol.condensation.condenser import free_coordinates, record_groups
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.site_update import Records
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from ...protocol.privacy.accounting import epsilon_spent, solve_sigma
+from ...protocol.condensation.condenser import free_coordinates, record_groups
+from ...protocol.errors import FedcondenseError
+from ...protocol.data.schema import Schema
+from ...protocol.condensation.site_update import Records
+from ...protocol.condensation.synthetic_set import SyntheticSet
 
 
 BASELINES_VENV = ".venv-baselines"
@@ -91,7 +91,7 @@ def marginal_baseline(method: str, frame: pd.DataFrame, schema: Schema, n_rows: 
                       epsilon: float, delta: float, seed: int,
                       python: str | None = None) -> pd.DataFrame:
     """MST or AIM release of ``n_rows`` rows, here or with ``python`` when not importable here."""
-    from fedcondense.simulations.evaluation import marginal_baselines as mb
+    from . import marginal_baselines as mb
 
     if importlib.util.find_spec("snsynth") is not None:
         return mb.fit_sample(method, frame, schema, n_rows, epsilon, delta, seed)

@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.privacy.dp_mechanism import clip_rows
-from fedcondense.protocol.data.encoding import Encoder
-from fedcondense.protocol.families.base import ModelFamily
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.condensation.site_update import (
+from ...protocol.privacy.dp_mechanism import clip_rows
+from ...protocol.data.encoding import Encoder
+from ...protocol.families.base import ModelFamily
+from ...protocol.data.schema import Schema
+from ...protocol.condensation.site_update import (
     Records, RoundFits, per_record_differences, per_record_losses,
 )
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from ...protocol.condensation.synthetic_set import SyntheticSet
 
 
 def make_canaries(schema: Schema, m: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -34,9 +34,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.errors import DataError, FedcondenseError
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import normalise_label
+from ...protocol.errors import DataError, FedcondenseError
+from ...protocol.data.schema import Schema
+from ...protocol.data.site_table import normalise_label
 
 _YEARS = [365.0, 730.0, 1095.0, 1825.0]  # 1, 2, 3, 5 years in days
 
@@ -298,7 +298,6 @@ def export_dataset(name: str, out_dir: str | Path) -> tuple[Path, Path]:
     return csv_path, schema_path
 
 
-# ---------------------------------------------------------------------- splits
 def _strata(df: pd.DataFrame, schema: Schema) -> np.ndarray:
     """Class label (classification) or event status (survival) of each row, as strings."""
     col = schema.task_columns[0] if not schema.is_survival else schema.task.event  # type: ignore[union-attr]

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import normalise_label
+from ...protocol.errors import FedcondenseError
+from ...protocol.data.schema import Schema
+from ...protocol.data.site_table import normalise_label
 
 BINS = 10
 METHODS = ("mst", "aim")

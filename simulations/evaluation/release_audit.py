@@ -17,11 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fedcondense.protocol.data.site_table import SiteTable  # noqa: E402
-from fedcondense.simulations.benchmarks import benchmark_plots as bplots  # noqa: E402
-from fedcondense.simulations.evaluation.audit import (copy_counts, dcr_attack, loss_threshold_attack,  # noqa: E402
+from ...protocol.data.site_table import SiteTable  # noqa: E402
+from ..benchmarks import benchmark_plots as bplots  # noqa: E402
+from .audit import (copy_counts, dcr_attack, loss_threshold_attack,  # noqa: E402
                                            subgroup_utility)
-from fedcondense.simulations.evaluation.utility import as_table  # noqa: E402
+from .utility import as_table  # noqa: E402
 
 
 def audit_release(synthetic: SiteTable, train: SiteTable, test: SiteTable,

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedcondense.protocol.errors import FedcondenseError
+from ...protocol.errors import FedcondenseError
 
 _APPLIED: dict[int, tuple[int, bool]] = {}  # pid -> (threads, torch loaded) applied
 
@@ -119,7 +119,7 @@ def default_threads(environ: Mapping[str, str] | None = None) -> int:
 
 def backend_usage_line(models: Sequence[str], backend: str) -> str:
     """One line: which of ``models`` lack ``backend`` and the backends each family has."""
-    from fedcondense.protocol.families import FAMILIES, _load_builtin
+    from ...protocol.families import FAMILIES, _load_builtin
 
     _load_builtin()
     known = sorted({b for cls in FAMILIES.values() for b in cls.backends} | {"auto"})
@@ -156,8 +156,8 @@ def plan_compute(models: Sequence[str], backend: str = "auto", device: str = "au
     FedcondenseError
         A family lacks ``backend``, or ``backend`` is not a backend at all (one line, exit 2).
     """
-    from fedcondense.protocol.families import FAMILIES, create_family
-    from fedcondense.protocol.families.base import resolve_device
+    from ...protocol.families import FAMILIES, create_family
+    from ...protocol.families.base import resolve_device
 
     families = {}
     for m in models:

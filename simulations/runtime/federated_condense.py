@@ -31,16 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.protocol.condensation.federation import NoiseMode
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.server.secure_sum import RunReport, TransportConfig
-from fedcondense.server.server_session import CapturedSession
-from fedcondense.simulations.runtime.compute_plan import ComputePlan, plan_compute
-from fedcondense.simulations.runtime.federated_run import default_site_configs, simulate_transport
-from fedcondense.simulations.runtime.round_timing import TimedSiteHandler, read_site_timings, round_split
+from ...protocol.condensation.condenser import CondenseConfig
+from ...protocol.condensation.federation import NoiseMode
+from ...protocol.wire.messages import RoundMessage
+from ...protocol.data.schema import Schema
+from ...server.orchestrator import Orchestrator, SiteInfo
+from ...server.secure_sum import RunReport, TransportConfig
+from ...server.server_session import CapturedSession
+from .compute_plan import ComputePlan, plan_compute
+from .federated_run import default_site_configs, simulate_transport
+from .round_timing import TimedSiteHandler, read_site_timings, round_split
 
 
 @dataclass
@@ -83,9 +83,9 @@ class CoordinatorSession(CapturedSession):
     progress: Callable[[int, dict[str, float]], None] | None = None
 
     def run(self, grid: Any, context: Any) -> RunReport:
-        from fedcondense.server.round_driver import RunStopped, drive, open_loop
-        from fedcondense.server.secure_sum import handshake, wait_for_nodes
-        from fedcondense.server.transport_trace import TracingGrid
+        from ...server.round_driver import RunStopped, drive, open_loop
+        from ...server.secure_sum import handshake, wait_for_nodes
+        from ...server.transport_trace import TracingGrid
 
         t0 = time.perf_counter()
         tgrid = TracingGrid(grid)
@@ -127,7 +127,7 @@ def run_federated(site_files: Sequence[Path], schema_path: Path, config: Condens
     its ``time_split_s`` (:func:`~fedcondense.simulations.runtime.round_timing.round_split`).
     ``compute``: the run's plan (default :func:`~fedcondense.simulations.runtime.compute_plan.plan_compute`
     for ``config``), used by every simulated site and by this process."""
-    from fedcondense.protocol.data.site_table import load_site_table
+    from ...protocol.data.site_table import load_site_table
 
     schema = Schema.load(schema_path)
     tables = [load_site_table(p, schema) for p in site_files]

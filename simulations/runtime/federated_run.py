@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.protocol.wire.messages import OverflowPolicy, RoundMessage
-from fedcondense.server.secure_sum import MakeRound, OnSum, RunReport, TransportConfig
-from fedcondense.server.server_session import CapturedSession, ServerSession
+from ...protocol.wire.messages import OverflowPolicy, RoundMessage
+from ...server.secure_sum import MakeRound, OnSum, RunReport, TransportConfig
+from ...server.server_session import CapturedSession, ServerSession
 
 SiteHandler = Callable[[RoundMessage, Mapping[str, Any]], np.ndarray]
 
@@ -183,8 +183,7 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
     -------
     RunReport
     """
-    from fedcondense.client.app import make_client_app
-    from fedcondense.server.server_session import make_server_app
+    from ...client.app import make_client_app
 
     n = config.expected_sites
     configs = list(site_configs) if site_configs is not None else default_site_configs(
@@ -194,43 +193,53 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
         assert make_round is not None and on_sum is not None
         session = ServerSession(rounds, make_round, on_sum, config, schema_hash)
     if backend == "local":
-        from fedcondense.simulations.runtime.local_grid import LocalGrid
+        from .local_grid import LocalGrid
 
         grid = LocalGrid(client_app, [{"partition-id": i, "num-partitions": n}
                                       for i in range(n)])
         session(grid, grid.server_context())
     elif backend == "ray":
-        os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-        os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        from flwr.simulation import run_simulation
-
-        from fedcondense.simulations.runtime.engine_polling import fast_polling
-
-        per_actor = max(1, num_cpus // site_processes) if site_processes else 1
-        actors = site_processes or num_cpus
-        init_args: dict[str, Any] = {"num_cpus": num_cpus, "include_dashboard": False,
-                                     "log_to_driver": bool(verbose)}  # Ray's actor lines
-        if num_gpus > 0:
-            init_args["num_gpus"] = max(1, int(np.ceil(num_gpus)))
-        backend_config = {"client_resources": {"num_cpus": per_actor,
-                                               "num_gpus": float(num_gpus) / actors},
-                          "init_args": init_args}
-        try:
-            with fast_polling(poll_interval) if poll_interval else nullcontext():
-                run_simulation(server_app=make_server_app(session), client_app=client_app,
-                               num_supernodes=n, backend_config=backend_config,  # type: ignore[arg-type]
-                               verbose_logging=verbose)
-        except BaseException:
-            if session.error is None:
-                raise
-        if session.error is not None:
-            raise session.error
+        _run_on_ray(session, client_app, n, num_cpus=num_cpus, site_processes=site_processes,
+                    num_gpus=num_gpus, poll_interval=poll_interval, verbose=verbose)
     else:
         raise ValueError(f"unknown backend {backend!r}; use 'ray' or 'local'")
     if session.report is None:
         raise RuntimeError("the ServerApp finished without a report")
     return session.report
+
+
+def _run_on_ray(session: CapturedSession, client_app: Any, n: int, *, num_cpus: int,
+                site_processes: int | None, num_gpus: float, poll_interval: float | None,
+                verbose: bool) -> None:
+    """``session`` as the ServerApp of Flower's Ray simulation engine with ``n`` sites;
+    the session's own error (not Flower's wrapper) is raised."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    from flwr.simulation import run_simulation
+
+    from ...server.server_session import make_server_app
+    from .engine_polling import fast_polling
+
+    per_actor = max(1, num_cpus // site_processes) if site_processes else 1
+    actors = site_processes or num_cpus
+    init_args: dict[str, Any] = {"num_cpus": num_cpus, "include_dashboard": False,
+                                 "log_to_driver": bool(verbose)}  # Ray's actor lines
+    if num_gpus > 0:
+        init_args["num_gpus"] = max(1, int(np.ceil(num_gpus)))
+    backend_config = {"client_resources": {"num_cpus": per_actor,
+                                           "num_gpus": float(num_gpus) / actors},
+                      "init_args": init_args}
+    try:
+        with fast_polling(poll_interval) if poll_interval else nullcontext():
+            run_simulation(server_app=make_server_app(session), client_app=client_app,
+                           num_supernodes=n, backend_config=backend_config,  # type: ignore[arg-type]
+                           verbose_logging=verbose)
+    except BaseException:
+        if session.error is None:
+            raise
+    if session.error is not None:
+        raise session.error
 
 
 def _parse_drop(items: Sequence[str]) -> tuple[tuple[str, int], ...]:

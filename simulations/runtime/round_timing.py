@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from fedcondense.client import site_handler
-from fedcondense.client.site_handler import CondensationHandler
-from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.simulations.runtime.compute_plan import apply_threads, current_threads
+from ...client import site_handler
+from ...client.site_handler import CondensationHandler
+from ...protocol.wire.messages import RoundMessage
+from .compute_plan import apply_threads, current_threads
 
 PARTS = ("fit", "predict", "privacy")
 

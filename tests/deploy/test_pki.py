@@ -12,7 +12,7 @@ import threading
 import pytest
 from cryptography import x509
 
-from fedcondense.deploy import pki
+from fedcondense.deploy import pki, pki_checks
 from fedcondense.protocol.errors import FedcondenseError
 
 
@@ -28,12 +28,12 @@ def _mode(path) -> int:
 
 def test_chain_verifies_for_listed_hosts_only(layout):
     for host in ("127.0.0.1", "localhost"):
-        pki.verify_server_certificate(layout.ca.cert, layout.server.cert, host)
+        pki_checks.verify_server_certificate(layout.ca.cert, layout.server.cert, host)
     with pytest.raises(FedcondenseError, match="subjectAltName"):
-        pki.verify_server_certificate(layout.ca.cert, layout.server.cert, "example.org")
+        pki_checks.verify_server_certificate(layout.ca.cert, layout.server.cert, "example.org")
     other = pki.create_ca(layout.ca.cert.parent.parent / "other-ca")
     with pytest.raises(FedcondenseError, match="does not verify"):
-        pki.verify_server_certificate(other.cert, layout.server.cert, "127.0.0.1")
+        pki_checks.verify_server_certificate(other.cert, layout.server.cert, "127.0.0.1")
 
 
 def test_san_holds_loopback_ip_and_name(layout):
@@ -116,5 +116,22 @@ def test_module_cli(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     assert pki.main(["server", "--ca", str(tmp_path / "p" / "ca"), "--out", str(tmp_path / "s2"),
                      "--host", "coordinator.example.org"]) == 0
-    pki.verify_server_certificate(tmp_path / "p" / "ca" / "ca.crt", tmp_path / "s2" / "server.crt",
+    pki_checks.verify_server_certificate(tmp_path / "p" / "ca" / "ca.crt", tmp_path / "s2" / "server.crt",
                                   "coordinator.example.org")
+
+
+def test_node_public_keys_load_as_flower_registers_them(layout, tmp_path):
+    for keys in layout.sites.values():
+        key = pki_checks.load_node_public_key(keys.public_key)
+        assert key.curve.name == "secp384r1"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_pub = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (tmp_path / "rsa.pub").write_bytes(rsa_pub.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
+    with pytest.raises(FedcondenseError, match="ECDSA key on a NIST curve"):
+        pki_checks.load_node_public_key(tmp_path / "rsa.pub")
+    (tmp_path / "junk.pub").write_text("ssh-ed25519 not-base64\n")
+    with pytest.raises(FedcondenseError, match="not an OpenSSH public key"):
+        pki_checks.load_node_public_key(tmp_path / "junk.pub")

@@ -10,9 +10,9 @@ import pytest
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.wire.messages import (
     ARRAY_PREFIX, HEADER_KEY, PROTOCOL_VERSION, ProtocolError, ReplyRangeError, RoundMessage,
-    SchemaMismatchError, SiteReply, VersionMismatchError, make_reply, pow2_scale,
-    quantisation_bound,
+    SchemaMismatchError, VersionMismatchError, pow2_scale,
 )
+from fedcondense.protocol.wire.site_reply import SiteReply, make_reply, quantisation_bound
 
 HASH = "a" * 64
 
