@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
-from .app import app
 from ..protocol.errors import FedcondenseError
+from .app import app
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -63,12 +63,17 @@ def benchmark_command(
 ) -> None:
     from dataclasses import replace
 
-    from .progress import job_progress
     from ..protocol.families import families_for_task
-    from ..simulations.evaluation.baselines import find_baselines_python
     from ..simulations.benchmarks.benchmark_grid import FULL, QUICK
     from ..simulations.benchmarks.benchmark_report import write_report
-    from ..simulations.benchmarks.benchmark_runner import add_seconds, plan_run, run_jobs, write_meta
+    from ..simulations.benchmarks.benchmark_runner import (
+        add_seconds,
+        plan_run,
+        run_jobs,
+        write_meta,
+    )
+    from ..simulations.evaluation.baselines import find_baselines_python
+    from .progress import job_progress
 
     if out.exists() and not out.is_dir():
         raise FedcondenseError(f"{out}: exists and is not a folder; pass a folder to --out.")

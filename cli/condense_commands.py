@@ -9,9 +9,9 @@ from typing import Any, Optional
 
 import typer
 
+from ..protocol.errors import FedcondenseError
 from . import condense_options as opts
 from .app import app
-from ..protocol.errors import FedcondenseError
 
 PRIVACY_HELP = ("Privacy: (ε, δ) per record via the sampled Gaussian mechanism, composed over "
                 "all rounds (and the DP initialisation) with dp-accounting.")
@@ -47,17 +47,17 @@ def condense_command(
     quiet: bool = opts.QUIET,
 ) -> None:
     # heavy imports (dp-accounting, torch, sklearn) only when the command runs
-    from .options import condense_config_from_options
-    from .progress import round_progress
     from ..protocol.condensation.condenser import plan_privacy
+    from ..protocol.data.schema import Schema
+    from ..protocol.data.site_table import ingress_line, load_site_table
     from ..protocol.privacy.ledger import reserve
     from ..protocol.release.release import prepare_output_dir, write_release
     from ..protocol.release.reports import run_report
-    from ..protocol.data.schema import Schema
-    from ..protocol.data.site_table import ingress_line, load_site_table
     from ..server.central_run import condense
     from ..simulations.runtime.compute_plan import plan_compute
     from ..simulations.runtime.round_timing import central_split
+    from .options import condense_config_from_options
+    from .progress import round_progress
 
     schema = Schema.load(schema_path)
     if schema.inferred_bounds_warning:

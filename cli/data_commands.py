@@ -15,8 +15,8 @@ from typing import Optional
 
 import typer
 
-from .app import app
 from ..protocol.errors import FedcondenseError
+from .app import app
 
 datasets_app = typer.Typer(help="Bundled real clinical datasets with public schemas.",
                            no_args_is_help=True)
@@ -50,8 +50,8 @@ def datasets_export(
         "with this test share (e.g. 0.3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split."),
 ) -> None:
-    from ..simulations.evaluation.datasets import (DATASETS, export_dataset, load_dataset,
-                                                  train_test_split_table)
+    from ..simulations.evaluation.datasets import DATASETS, export_dataset, load_dataset
+    from ..simulations.evaluation.site_splits import train_test_split_table
 
     if name not in DATASETS:
         raise FedcondenseError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}.")

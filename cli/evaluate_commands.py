@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from .app import app
-from ..protocol.errors import FedcondenseError
 from ..protocol.data.schema import Schema
+from ..protocol.errors import FedcondenseError
+from .app import app
 
 
 def _rows_of(schema: "Schema", synthetic_rows: int) -> int:
@@ -43,10 +43,10 @@ def evaluate_command(
                                "non-members) with 95 % intervals, exact/near copies of real "
                                "rows, utility by the schema's subgroup columns."),
 ) -> None:
-    from ..protocol.families import families_for_task
     from ..protocol.data.atomic_file import atomic_write_text
-    from ..protocol.release.release import prepare_output_dir
     from ..protocol.data.site_table import load_site_table
+    from ..protocol.families import families_for_task
+    from ..protocol.release.release import prepare_output_dir
     from ..simulations.evaluation.utility import as_table, compare
 
     schema = Schema.load(schema_path)

@@ -13,8 +13,8 @@ import sys
 
 import typer
 
-from .app import app
 from ..protocol.errors import FedcondenseError
+from .app import app
 
 __all__ = ["app", "main"]
 
@@ -22,12 +22,14 @@ __all__ = ["app", "main"]
 def _mount() -> None:
     """Attach the sub-command modules (each registers its commands on ``app``)."""
     # in the order `fedcondense --help` lists them
-    from . import data_commands  # noqa: F401  (datasets, schema)
-    from . import condense_commands  # noqa: F401
-    from . import simulate_commands  # noqa: F401
-    from . import evaluate_commands  # noqa: F401
-    from . import site_commands  # noqa: F401
-    from . import benchmark_commands  # noqa: F401
+    from . import (
+        benchmark_commands,  # noqa: F401
+        condense_commands,  # noqa: F401
+        data_commands,  # noqa: F401  (datasets, schema)
+        evaluate_commands,  # noqa: F401
+        simulate_commands,  # noqa: F401
+        site_commands,  # noqa: F401
+    )
 
 
 def main() -> None:

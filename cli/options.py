@@ -6,13 +6,16 @@ from __future__ import annotations
 import math
 
 from ..protocol.condensation.condenser import CondenseConfig
-from ..protocol.errors import FedcondenseError
-from ..protocol.data.schema import Schema
+
 # The synthetic set's size rule lives with the set (protocol), shared by every command and
 # by the deployed app; re-exported here for the command line's options.
 from ..protocol.condensation.synthetic_set import (
-    DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS, resolve_rows,
+    DEFAULT_ROWS_PER_CLASS,
+    DEFAULT_SURVIVAL_ROWS,
+    resolve_rows,
 )
+from ..protocol.data.schema import Schema
+from ..protocol.errors import FedcondenseError
 
 __all__ = ["DEFAULT_ROWS_PER_CLASS", "DEFAULT_SURVIVAL_ROWS", "condense_config_from_options",
            "resolve_rows"]

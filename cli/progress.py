@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 @contextmanager
-def round_progress(total: int, label: str, disable: bool = False) -> Iterator[Callable[[int, dict[str, float]], None]]:
+def round_progress(total: int, label: str, disable: bool = False
+                   ) -> Iterator[Callable[[int, dict[str, float]], None]]:
     """Yield a callback that advances a bar to round ``r`` (and shows the last round's time)."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())

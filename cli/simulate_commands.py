@@ -8,9 +8,9 @@ from typing import Any, Optional
 
 import typer
 
+from ..protocol.errors import FedcondenseError
 from . import condense_options as opts
 from .app import app
-from ..protocol.errors import FedcondenseError
 
 
 def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Path],
@@ -20,7 +20,8 @@ def _site_files(dataset: Optional[str], site_data: list[Path], data: Optional[Pa
     import pandas as pd
 
     from ..protocol.data.schema import Schema
-    from ..simulations.evaluation.datasets import export_dataset, split_sites
+    from ..simulations.evaluation.datasets import export_dataset
+    from ..simulations.evaluation.site_splits import split_sites
 
     work.mkdir(parents=True, exist_ok=True)
     given = sum([dataset is not None, bool(site_data), data is not None])
@@ -114,12 +115,12 @@ def simulate_command(
 ) -> None:
     if not verbose:
         _quiet_frameworks()
-    from .options import condense_config_from_options
-    from .progress import round_progress
-    from ..protocol.release.release import prepare_output_dir
     from ..protocol.data.schema import Schema
+    from ..protocol.release.release import prepare_output_dir
     from ..simulations.runtime.compute_plan import plan_compute
     from ..simulations.runtime.federated_condense import run_federated
+    from .options import condense_config_from_options
+    from .progress import round_progress
 
     if noise not in ("local", "distributed"):
         raise FedcondenseError(f"--noise {noise!r}: use 'local' or 'distributed'.")

@@ -25,8 +25,8 @@ from typing import Any, Optional
 
 import typer
 
-from .app import app
 from ..protocol.errors import FedcondenseError
+from .app import app
 
 site_app = typer.Typer(help="Site (hospital) operations: check data, create the ledger "
                        "(init), ledger status, start the SuperNode.", no_args_is_help=True)
@@ -211,12 +211,12 @@ def prepare_site(config: Path, *, create: bool = True) -> tuple[Any, list[str], 
     the config. With ``create`` it writes the node-config TOML; without, it writes nothing
     (dry run).
     """
-    from ..deploy.pki import load_certificate
     from ..deploy.flower_commands import format_node_config, supernode_command
+    from ..deploy.pki import load_certificate
     from ..deploy.site_config import load_site_config
-    from ..protocol.privacy.ledger import PrivacyLedger
     from ..protocol.data.schema import Schema
     from ..protocol.data.site_table import load_site_table, summarize_site_table
+    from ..protocol.privacy.ledger import PrivacyLedger
 
     cfg = load_site_config(config)
     schema = Schema.load(cfg.schema)

@@ -36,21 +36,27 @@ import numpy as np
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.common.secure_aggregation.secaggplus_constants import (
-    RECORD_KEY_CONFIGS, RECORD_KEY_STATE,
+    RECORD_KEY_CONFIGS,
+    RECORD_KEY_STATE,
 )
-from flwr.clientapp.typing import Mod
 from flwr.compat.common.recorddict_compat import fitres_to_recorddict, recorddict_to_fitins
 
 from ..protocol.errors import FedcondenseError
 from ..protocol.privacy.site_policy import truthy
-from ..protocol.wire.wire_names import ERROR_MARK, HELLO_RECORD
 from ..protocol.wire.messages import (
-    PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
-    check_schema, check_version,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    RoundMessage,
+    SchemaMismatchError,
+    VersionMismatchError,
+    check_schema,
+    check_version,
 )
 from ..protocol.wire.site_reply import make_reply
+from ..protocol.wire.wire_names import ERROR_MARK, HELLO_RECORD
 
 LOG = logging.getLogger("fedcondense.site")
 

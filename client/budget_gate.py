@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .app import SiteFailure
 from ..protocol.wire.messages import RoundMessage
+from .app import SiteFailure
 
 LOG = logging.getLogger("fedcondense.site")
 

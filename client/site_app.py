@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from flwr.clientapp import ClientApp
 
-from .app import make_client_app
 from ..protocol.wire.messages import RoundMessage
+from .app import make_client_app
 
 APP_ID = "fedcondense/fedcondense-app"
 """Flower's ``fab_id`` (publisher/name in ``deploy/app/pyproject.toml``) a warm site serves."""

@@ -4,7 +4,8 @@
 site's node config (``site-id``, ``data-path``, ``schema-path``). It loads and validates the
 site's table once per process, then answers
 
-* ``init`` requests with its noisy group sums (:func:`~fedcondense.protocol.condensation.federation.answer_init`),
+* ``init`` requests with its noisy group sums
+  (:func:`~fedcondense.protocol.condensation.federation.answer_init`),
 * ``round`` requests with its clipped, noised P-vector
   (:func:`~fedcondense.protocol.condensation.federation.answer_round`).
 
@@ -33,14 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from ..protocol.privacy.dp_mechanism import noise_generator
-from ..protocol.families import ModelFamily, create_family
 from ..protocol.condensation.federation import FitCache, answer_init, answer_round
-from ..protocol.wire.messages import RoundMessage
-from ..protocol.data.schema import Schema
-from ..protocol.privacy.site_policy import SitePolicy, check_randomness
 from ..protocol.condensation.site_update import RoundConfig
 from ..protocol.condensation.synthetic_set import SyntheticSet
+from ..protocol.data.schema import Schema
+from ..protocol.families import ModelFamily, create_family
+from ..protocol.privacy.dp_mechanism import noise_generator
+from ..protocol.privacy.site_policy import SitePolicy, check_randomness
+from ..protocol.wire.messages import RoundMessage
 
 LOG = logging.getLogger("fedcondense.site")
 _TABLES: dict[tuple[str, str], Any] = {}
@@ -92,10 +93,10 @@ class CondensationHandler:
                node_config: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, float]]:
         """The reply vector and the site's own timings (``fit``, ``predict``, ``privacy``;
         empty for ``init``). Timings stay at the site; only a simulation reads them."""
+        from ..protocol.condensation.synthetic_set import free_dim
+        from ..protocol.errors import PrivacyError
         from .app import SiteFailure
         from .budget_gate import gate
-        from ..protocol.errors import PrivacyError
-        from ..protocol.condensation.synthetic_set import free_dim
 
         site = str(node_config["site-id"])
         try:  # the site's own policy first: nothing is read, charged or computed before it

@@ -84,10 +84,11 @@ def pull_task_input(client: Any) -> tuple[Any, Any, Any]:
     from flwr.app import Message
     from flwr.common.serde import context_from_proto, run_from_proto
     from flwr.proto.node_pb2 import Node  # pylint: disable=E0611
-    from flwr.proto.runtime_pb2 import (PullAppMessagesRequest,  # pylint: disable=E0611
-                                        PullTaskInputRequest)
+    from flwr.proto.runtime_pb2 import PullAppMessagesRequest, PullTaskInputRequest  # pylint: disable=E0611
     from flwr.supercore.inflatable.inflatable_protobuf_utils import (
-        make_confirm_message_received_fn_protobuf, make_pull_object_fn_protobuf)
+        make_confirm_message_received_fn_protobuf,
+        make_pull_object_fn_protobuf,
+    )
     from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
     from flwr.supercore.task_identity import TaskIdentity
 

@@ -25,12 +25,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import flwr_cli, pki
-from .flower_commands import (SUPERNODE_REFUSED, flower_env, free_port,
-                                               port_open, superlink_command)
-from .processes import ManagedProcess, running_supernode
 from ..protocol.errors import FedcondenseError
 from ..protocol.privacy.ledger import PrivacyLedger
+from . import flwr_cli, pki
+from .flower_commands import SUPERNODE_REFUSED, flower_env, free_port, port_open, superlink_command
+from .processes import ManagedProcess, running_supernode
 
 APP_DIR = Path(__file__).resolve().parent / "app"
 CONNECTION = "consortium"
@@ -252,7 +251,8 @@ def split_dataset(name: str, n_sites: int, folder: Path, seed: int = 0) -> tuple
     import pandas as pd
 
     from ..protocol.data.schema import Schema
-    from ..simulations.evaluation.datasets import export_dataset, split_sites
+    from ..simulations.evaluation.datasets import export_dataset
+    from ..simulations.evaluation.site_splits import split_sites
 
     folder.mkdir(parents=True, exist_ok=True)
     csv, schema_path = export_dataset(name, folder)

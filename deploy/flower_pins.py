@@ -77,8 +77,10 @@ def problems() -> list[str]:
         import flwr.supernode.start_client_internal as sci
         from flwr.supercore.constant import TaskType
         from flwr.supercore.inflatable import inflatable_utils
-        from flwr.supercore.interceptors import (RuntimeTokenHttpInterceptor,  # noqa: F401
-                                                 SuperExecAuthHttpInterceptor)
+        from flwr.supercore.interceptors import (  # noqa: F401
+            RuntimeTokenHttpInterceptor,
+            SuperExecAuthHttpInterceptor,
+        )
         from flwr.supernode.runtime import run_clientapp
     except ImportError as exc:
         return [f"Flower internals moved: {exc}"]

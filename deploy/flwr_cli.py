@@ -25,8 +25,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .flower_commands import flower_bin, flower_env
 from ..protocol.errors import FedcondenseError
+from .flower_commands import flower_bin, flower_env
 
 
 def _toml_str(value: str) -> str:

@@ -38,7 +38,8 @@ def verify_server_certificate(ca_cert: str | Path, cert: str | Path, host: str) 
         subject: x509.verification.Subject = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         subject = x509.DNSName(host)
-    verifier = PolicyBuilder().store(Store([ca])).time(dt.datetime.now(dt.timezone.utc)).build_server_verifier(subject)
+    now = dt.datetime.now(dt.timezone.utc)
+    verifier = PolicyBuilder().store(Store([ca])).time(now).build_server_verifier(subject)
     try:
         verifier.verify(leaf, [])
     except VerificationError as exc:

@@ -23,10 +23,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
-from .flower_commands import (SUPERLINK_READY, SUPERNODE_READY, flower_env,
-                                               free_port, port_open, superlink_command,
-                                               supernode_command)
 from ..protocol.errors import FedcondenseError
+from .flower_commands import (
+    SUPERLINK_READY,
+    SUPERNODE_READY,
+    flower_env,
+    free_port,
+    port_open,
+    superlink_command,
+    supernode_command,
+)
 
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 

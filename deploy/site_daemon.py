@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .processes import ManagedProcess
 from ..protocol.errors import FedcondenseError
+from .processes import ManagedProcess
 
 EXECUTOR_ENV = "FEDCONDENSE_SITE_EXECUTOR"
 """``warm`` (default) or ``flower`` (a ClientApp process per message, Flower's own)."""

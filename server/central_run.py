@@ -28,16 +28,16 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from ..protocol.release.checkpoint import restore_generator
 from ..protocol.condensation.condenser import CondenseConfig, CondenseResult, make_families
-from ..protocol.privacy.dp_mechanism import noise_generator, restorable_state
-from ..protocol.errors import FedcondenseError
-from ..protocol.families.base import ModelFamily
 from ..protocol.condensation.federation import answer_init, answer_round
-from ..protocol.wire.messages import RoundMessage
-from ..protocol.data.schema import Schema
 from ..protocol.condensation.site_update import Records, RoundConfig
 from ..protocol.condensation.synthetic_set import SyntheticSet
+from ..protocol.data.schema import Schema
+from ..protocol.errors import FedcondenseError
+from ..protocol.families.base import ModelFamily
+from ..protocol.privacy.dp_mechanism import noise_generator, restorable_state
+from ..protocol.release.checkpoint import restore_generator
+from ..protocol.wire.messages import RoundMessage
 from .orchestrator import Orchestrator, SiteInfo
 from .round_driver import RoundLoop, drive
 

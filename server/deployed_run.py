@@ -34,16 +34,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-
 from ..protocol.condensation.condenser import CondenseConfig
-from ..protocol.errors import FedcondenseError
 from ..protocol.condensation.federation import NoiseMode
 from ..protocol.data.schema import Schema
-from .orchestrator import Orchestrator, SiteInfo
+from ..protocol.errors import FedcondenseError
 from ..protocol.wire.messages import RoundMessage
+from .orchestrator import Orchestrator, SiteInfo
 from .round_driver import RoundLoop, RunStopped, drive, open_loop
-from .run_progress import (progress, round_line, route_flower_logs,
-                                              stage_medians)
+from .run_progress import progress, round_line, route_flower_logs, stage_medians
 
 LOG = logging.getLogger("fedcondense.coordinator")
 STATE_FILE = "coordinator.json"

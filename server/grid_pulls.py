@@ -41,8 +41,8 @@ MIN_PULL_S = 0.5
 def problems() -> list[str]:
     """What differs from the Flower internals :func:`bounded_pulls` relies on (empty: none)."""
     try:
-        from flwr.superlink.grid import http_grid
         from flwr.supercore.inflatable import inflatable_utils
+        from flwr.superlink.grid import http_grid
     except ImportError as exc:
         return [f"Flower internals moved: {exc}"]
     found: list[str] = []
@@ -88,8 +88,8 @@ def bounded_pulls(seconds: float | None) -> Iterator[None]:
     if seconds is None or not _usable():
         yield
         return
-    from flwr.superlink.grid import http_grid
     from flwr.supercore.inflatable.inflatable_utils import pull_objects
+    from flwr.superlink.grid import http_grid
 
     original = http_grid.pull_objects
     http_grid.pull_objects = partial(pull_objects, max_time=max(seconds, MIN_PULL_S),

@@ -29,21 +29,28 @@ from typing import Any
 
 import numpy as np
 
-from ..protocol.release.checkpoint import Checkpoint
-from ..protocol.release.reports import privacy_report, site_epsilons
 from ..protocol.condensation.condenser import (
-    CondenseConfig, PrivacyPlan, config_dict, init_noise_std, plan_privacy, public_init_rng,
+    CondenseConfig,
+    PrivacyPlan,
+    config_dict,
+    init_noise_std,
+    plan_privacy,
+    public_init_rng,
 )
-from ..protocol.errors import FedcondenseError
+from ..protocol.condensation.directions import make_directions
 from ..protocol.condensation.federation import NoiseMode, SiteAccount, site_noise_std
 from ..protocol.condensation.initialisation import (
-    build_synthetic_set, public_count, statistics_from_sums,
+    build_synthetic_set,
+    public_count,
+    statistics_from_sums,
 )
 from ..protocol.condensation.optimizer import Adam
-from ..protocol.data.schema import Schema
 from ..protocol.condensation.site_update import RoundConfig, apply_update
-from ..protocol.condensation.directions import make_directions
 from ..protocol.condensation.synthetic_set import SyntheticSet, free_dim
+from ..protocol.data.schema import Schema
+from ..protocol.errors import FedcondenseError
+from ..protocol.release.checkpoint import Checkpoint
+from ..protocol.release.reports import privacy_report, site_epsilons
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
-from ..protocol.errors import FedcondenseError
-from ..protocol.wire.messages import RoundMessage
 from ..protocol.data.schema import Schema
+from ..protocol.errors import FedcondenseError
 from ..protocol.privacy.site_budget import BUDGET_MARK
+from ..protocol.wire.messages import RoundMessage
 from .orchestrator import Orchestrator
 from .round_messages import build_message
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol.wire.messages import RoundMessage, pow2_scale
+from ..protocol.condensation.synthetic_set import free_dim
 from ..protocol.data.schema import Schema
 from ..protocol.privacy.site_budget import DeclaredPlan
-from ..protocol.condensation.synthetic_set import free_dim
+from ..protocol.wire.messages import RoundMessage, pow2_scale
 from .orchestrator import Orchestrator
 
 

@@ -44,15 +44,23 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.serverapp.grid import Grid
 
-from ..protocol.wire.wire_names import HELLO_RECORD
 from ..protocol.wire.messages import (
-    PROTOCOL_VERSION, ProtocolError, RoundMessage, SchemaMismatchError, VersionMismatchError,
-    check_schema, check_version,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    RoundMessage,
+    SchemaMismatchError,
+    VersionMismatchError,
+    check_schema,
+    check_version,
 )
 from ..protocol.wire.site_reply import quantisation_bound
+from ..protocol.wire.wire_names import HELLO_RECORD
 from .strategy import SumOutcome, SumStrategy, summarise
 from .transport_trace import (
-    STAGE_ORDER, STAGE_PAYLOAD, RobustSecAggPlusWorkflow, TracingGrid,
+    STAGE_ORDER,
+    STAGE_PAYLOAD,
+    RobustSecAggPlusWorkflow,
+    TracingGrid,
 )
 
 LOG = logging.getLogger("fedcondense.server")

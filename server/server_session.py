@@ -16,8 +16,7 @@ from flwr.app import Context
 from flwr.serverapp import ServerApp
 from flwr.serverapp.grid import Grid
 
-from .secure_sum import (MakeRound, OnSum, RunReport, TransportConfig,
-                                           run_rounds)
+from .secure_sum import MakeRound, OnSum, RunReport, TransportConfig, run_rounds
 
 
 @dataclass

@@ -15,19 +15,27 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy.accounting import (
-    AccountantName, Calibration, Spend, calibrate, validate_privacy,
-    validate_sample_rate,
-)
 from ..data.encoding import Encoder
+from ..data.schema import Schema
 from ..errors import FedcondenseError
 from ..families import create_family, families_for_task
 from ..families.base import ModelFamily
-from .initialisation import (
-    build_synthetic_set, noisy_group_sums, public_count, sensitivity, statistics_from_sums,
+from ..privacy.accounting import (
+    AccountantName,
+    Calibration,
+    Spend,
+    calibrate,
+    validate_privacy,
+    validate_sample_rate,
 )
-from ..data.schema import Schema
 from .directions import DirectionKind
+from .initialisation import (
+    build_synthetic_set,
+    noisy_group_sums,
+    public_count,
+    sensitivity,
+    statistics_from_sums,
+)
 from .site_update import (
     Records,
 )

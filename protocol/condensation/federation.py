@@ -31,10 +31,10 @@ from typing import Literal
 
 import numpy as np
 
+from ..data.schema import Schema
+from ..families.base import ModelFamily
 from ..privacy.accounting import Spend
 from .condenser import init_group_sums
-from ..families.base import ModelFamily
-from ..data.schema import Schema
 from .site_update import Records, RoundConfig, RoundFits, fit_round, site_update
 from .synthetic_set import SyntheticSet
 
@@ -80,7 +80,8 @@ def answer_init(records: Records, schema: Schema, noise_std: float,
 
 def answer_round(records: Records, synthetic: SyntheticSet, families: dict[str, ModelFamily],
                  config: RoundConfig, sample_rate: float, noise_std: float,
-                 rng: np.random.Generator, cache: FitCache | None = None) -> tuple[np.ndarray, dict[str, float]]:
+                 rng: np.random.Generator, cache: FitCache | None = None
+                 ) -> tuple[np.ndarray, dict[str, float]]:
     """A site's round answer (the P-vector) and its timings (``fit`` is the time this call
     spent fitting: ~0 when ``cache`` already held the round's fits; ``fit_cpu`` its CPU time,
     0 then). Timings stay at the site."""

@@ -29,9 +29,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..privacy.dp_mechanism import add_gaussian_noise
 from ..data.encoding import Encoder
 from ..data.schema import Schema
+from ..privacy.dp_mechanism import add_gaussian_noise
 from .synthetic_set import SyntheticSet, balanced_labels
 
 InitKind = Literal["dp", "random"]

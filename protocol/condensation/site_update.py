@@ -27,11 +27,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .directions import (
-    DirectionKind, gradient_from_differences, make_directions,
-)
-from ..privacy.dp_mechanism import add_gaussian_noise, clip_rows, poisson_sample
 from ..families.base import FittedBatch, ModelFamily
+from ..privacy.dp_mechanism import add_gaussian_noise, clip_rows, poisson_sample
+from .directions import (
+    DirectionKind,
+    gradient_from_differences,
+    make_directions,
+)
 from .losses import classification_losses, survival_losses
 from .optimizer import Adam
 from .synthetic_set import SyntheticSet

@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.encoding import Encoder
+from ..data.schema import ClassificationTask, Schema, SurvivalTask
 from ..errors import FedcondenseError
 from ..families.base import FitTargets
-from ..data.schema import ClassificationTask, Schema, SurvivalTask
-
 
 DEFAULT_ROWS_PER_CLASS = 10
 DEFAULT_SURVIVAL_ROWS = 40

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .encoding import Encoder
 from ..errors import DataError
+from .encoding import Encoder
 from .schema import ClassificationTask, Schema, SurvivalTask
 from .table_file import CSV_SUFFIXES, RawTable, read_raw_table
 

@@ -17,7 +17,10 @@ import torch
 
 from . import batched_cox, batched_knn, batched_logistic
 from .base import (
-    FitTargets, FittedBatch, class_frequencies, kaplan_meier_at,
+    FitTargets,
+    FittedBatch,
+    class_frequencies,
+    kaplan_meier_at,
 )
 
 

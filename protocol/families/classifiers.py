@@ -13,7 +13,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .base import (
-    FitTargets, FittedBatch, ModelFamily, class_frequencies, single_threaded,
+    FitTargets,
+    FittedBatch,
+    ModelFamily,
+    class_frequencies,
+    single_threaded,
 )
 
 

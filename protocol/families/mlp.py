@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .base import (
-    FitTargets, FittedBatch, ModelFamily, class_frequencies,
+    FitTargets,
+    FittedBatch,
+    ModelFamily,
+    class_frequencies,
 )
 
 if TYPE_CHECKING:  # torch is imported where it is used: listing the families stays light

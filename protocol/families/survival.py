@@ -19,7 +19,11 @@ import numpy as np
 import pandas as pd
 
 from .base import (
-    FitTargets, FittedBatch, ModelFamily, kaplan_meier_at, single_threaded,
+    FitTargets,
+    FittedBatch,
+    ModelFamily,
+    kaplan_meier_at,
+    single_threaded,
 )
 from .classifiers import standardiser
 

@@ -34,9 +34,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .accounting import AccountantName, Spend, epsilon_spent
 from ..data.atomic_file import atomic_write_text
 from ..errors import PrivacyError
+from .accounting import AccountantName, Spend, epsilon_spent
 
 LEDGER_FORMAT = "fedcondense-ledger/1"
 

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
-from .accounting import AccountantName, Spend, epsilon_spent, validate_privacy
-from ..errors import PrivacyError
 from ..condensation.initialisation import sensitivity
-from .ledger import PrivacyLedger, ledger_lock
+from ..errors import PrivacyError
 from ..wire.messages import RoundMessage
+from .accounting import AccountantName, Spend, epsilon_spent, validate_privacy
+from .ledger import PrivacyLedger, ledger_lock
 from .site_policy import PolicyRefusal, SitePolicy, charged_sigma
 
 BUDGET_MARK = "privacy budget:"
@@ -67,7 +67,8 @@ class DeclaredPlan:
         """JSON-ready form for ``RoundMessage.hyper["privacy"]`` (a non-private run's
         ε = inf travels as the string ``"inf"``, which :meth:`from_hyper` reads back and every
         site with a ledger refuses)."""
-        return {"epsilon": self.epsilon if math.isfinite(self.epsilon) else "inf", "delta": self.delta, "accountant": self.accountant,
+        return {"epsilon": self.epsilon if math.isfinite(self.epsilon) else "inf",
+                "delta": self.delta, "accountant": self.accountant,
                 "rounds": self.rounds, "sigma": self.sigma, "sigma_init": self.sigma_init,
                 "mode": self.mode, "threshold": self.threshold}
 

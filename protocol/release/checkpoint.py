@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data.atomic_file import atomic_write_bytes
-from ..errors import FedcondenseError
 from ..condensation.optimizer import Adam
-from ..data.schema import Schema
 from ..condensation.synthetic_set import SyntheticSet
+from ..data.atomic_file import atomic_write_bytes
+from ..data.schema import Schema
+from ..errors import FedcondenseError
 
 CHECKPOINT_FORMAT = "fedcondense-checkpoint/1"
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import FedcondenseError
 from ..data.atomic_file import atomic_write_text
+from ..errors import FedcondenseError
 
 RELEASE_FILES = ("synthetic.csv", "privacy.json", "run.json")
 _PACKAGES = ("fedcondense", "numpy", "scikit-learn", "scikit-survival", "lifelines", "torch",

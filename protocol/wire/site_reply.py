@@ -7,14 +7,19 @@ checks it against the SecAgg+ clipping range (flag and clip, or refuse) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .messages import (
-    PROTOCOL_VERSION, REPLY_PREFIX, ConfigValue, ProtocolError, ReplyRangeError, RoundMessage,
+    PROTOCOL_VERSION,
+    REPLY_PREFIX,
+    ConfigValue,
+    ProtocolError,
+    ReplyRangeError,
+    RoundMessage,
 )
 
 

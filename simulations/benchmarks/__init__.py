@@ -1,1 +1,3 @@
-"""Benchmarks that print tables (speed, federation, transport, utility grids, canary audits); not run by the tests."""
+"""Benchmarks that print tables (speed, federation, transport, utility grids, canary audits); not
+run by the tests.
+"""

@@ -48,12 +48,14 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
 from ...protocol.condensation.condenser import (  # noqa: E402
-    CondenseConfig, initial_synthetic_set, plan_privacy,
+    CondenseConfig,
+    initial_synthetic_set,
+    plan_privacy,
 )
-from ...protocol.privacy.dp_mechanism import poisson_sample  # noqa: E402
-from ...protocol.families import create_family  # noqa: E402
-from ...protocol.data.site_table import load_site_table  # noqa: E402
 from ...protocol.condensation.site_update import RoundConfig, fit_round, per_record_losses  # noqa: E402
+from ...protocol.data.site_table import load_site_table  # noqa: E402
+from ...protocol.families import create_family  # noqa: E402
+from ...protocol.privacy.dp_mechanism import poisson_sample  # noqa: E402
 from ...server.central_run import condense  # noqa: E402
 from ..evaluation.datasets import export_dataset  # noqa: E402
 
@@ -221,7 +223,7 @@ def simulate_table(rounds: int, P: int, n_sites: int, work: Path,
                    console: Console) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from ..evaluation.datasets import split_sites
+    from ..evaluation.site_splits import split_sites
     from ..runtime.federated_condense import run_federated
 
     rows = []

@@ -27,10 +27,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
 from ...protocol.condensation.condenser import CondenseConfig  # noqa: E402
-from ...server.central_run import condense  # noqa: E402
-from ...protocol.families import families_for_task  # noqa: E402
 from ...protocol.data.site_table import load_site_table  # noqa: E402
-from ..evaluation.datasets import DATASETS, load_dataset, train_test_split_table  # noqa: E402
+from ...protocol.families import families_for_task  # noqa: E402
+from ...server.central_run import condense  # noqa: E402
+from ..evaluation.datasets import DATASETS, load_dataset  # noqa: E402
+from ..evaluation.site_splits import train_test_split_table  # noqa: E402
 from ..evaluation.utility import as_table, compare, utility  # noqa: E402
 
 SURVIVAL_ROWS, ROWS_PER_CLASS = 40, 10

@@ -25,8 +25,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from ...protocol.condensation.condenser import CondenseConfig  # noqa: E402
-from ...server.central_run import condense  # noqa: E402
 from ...protocol.data.site_table import load_site_table  # noqa: E402
+from ...server.central_run import condense  # noqa: E402
 from ..evaluation.datasets import load_dataset  # noqa: E402
 
 

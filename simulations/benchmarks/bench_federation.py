@@ -35,12 +35,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable  # noqa: E402
 
 from ...protocol.condensation.condenser import CondenseConfig  # noqa: E402
-from ...server.central_run import condense  # noqa: E402
-from ...protocol.families import families_for_task  # noqa: E402
 from ...protocol.data.site_table import load_site_table  # noqa: E402
-from ..evaluation.datasets import (  # noqa: E402
-    export_dataset, split_sites, train_test_split_table,
-)
+from ...protocol.families import families_for_task  # noqa: E402
+from ...server.central_run import condense  # noqa: E402
+from ..evaluation.datasets import export_dataset  # noqa: E402
+from ..evaluation.site_splits import split_sites, train_test_split_table  # noqa: E402
 from ..evaluation.utility import as_table, utility  # noqa: E402
 from ..runtime.federated_condense import run_federated  # noqa: E402
 

@@ -68,9 +68,9 @@ def run_condense(case: Case, work: Path, config: CondenseConfig) -> dict[str, fl
     """Median round split of ``condense`` on the pooled table."""
     import time
 
-    from ...server.central_run import condense
     from ...protocol.data.schema import Schema
     from ...protocol.data.site_table import load_site_table
+    from ...server.central_run import condense
     from ..runtime.round_timing import central_split
 
     schema = Schema.load(work / f"{case.dataset}.schema.json")
@@ -85,7 +85,7 @@ def site_files(case: Case, work: Path, n_sites: int) -> list[Path]:
     import pandas as pd
 
     from ...protocol.data.schema import Schema
-    from ..evaluation.datasets import split_sites
+    from ..evaluation.site_splits import split_sites
 
     schema = Schema.load(work / f"{case.dataset}.schema.json")
     df = pd.read_csv(work / f"{case.dataset}.csv")
@@ -170,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from rich.console import Console
 
-    from ..runtime.compute_plan import plan_compute
     from ..evaluation.datasets import export_dataset
+    from ..runtime.compute_plan import plan_compute
 
     logging.getLogger("flwr").setLevel(logging.ERROR)
     console = Console(width=160)

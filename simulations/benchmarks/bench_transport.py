@@ -24,7 +24,10 @@ import numpy as np
 
 from ...server.secure_sum import TransportConfig
 from ..runtime.federated_run import (
-    DemoHandler, demo_rounds, demo_vector, simulate_transport,
+    DemoHandler,
+    demo_rounds,
+    demo_vector,
+    simulate_transport,
 )
 
 HASH = "bench-schema"

@@ -98,7 +98,8 @@ class GridSpec:
             if seeds != self.seeds:
                 limited += (f" ({b} seed{'s' if len(seeds) != 1 else ''} "
                             f"{', '.join(map(str, seeds))} only)")
-        return (f"datasets {', '.join(self.datasets)}; ε ∈ {{{', '.join(fmt_eps(e) for e in self.epsilons)}}}; "
+        eps = ", ".join(fmt_eps(e) for e in self.epsilons)
+        return (f"datasets {', '.join(self.datasets)}; ε ∈ {{{eps}}}; "
                 f"condensing with {', '.join(self.families)}; seeds {', '.join(map(str, self.seeds))}; "
                 f"baselines {', '.join(self.baselines) or 'none'}{limited}; rounds {rounds}")
 

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...protocol.condensation.synthetic_set import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
 from ...protocol.condensation.condenser import CondenseConfig
-from ...server.central_run import condense
+from ...protocol.condensation.synthetic_set import DEFAULT_ROWS_PER_CLASS, DEFAULT_SURVIVAL_ROWS
 from ...protocol.data.schema import Schema
 from ...protocol.data.site_table import SiteTable, load_site_table
+from ...server.central_run import condense
+from ..evaluation.datasets import load_dataset
+from ..evaluation.site_splits import train_test_split_table
 from .benchmark_grid import PORTFOLIO, Job
-from ..evaluation.datasets import load_dataset, train_test_split_table
 
 
 @dataclass(frozen=True)

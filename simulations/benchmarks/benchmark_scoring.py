@@ -15,11 +15,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..evaluation.audit import (AttackResult, copy_counts, dcr_attack, loss_threshold_attack,
-                                           subgroup_utility)
+from ..evaluation.audit import (
+    AttackResult,
+    copy_counts,
+    dcr_attack,
+    loss_threshold_attack,
+    subgroup_utility,
+)
+from ..evaluation.utility import as_table, metric_names, utility
 from .benchmark_grid import Job
 from .benchmark_releases import Split, site_table_of
-from ..evaluation.utility import as_table, metric_names, utility
 
 AUDIT_BOOTSTRAP = 100
 

@@ -24,8 +24,9 @@ individual reply in every round (local noise, no secure aggregation to hide behi
 
 DP must hold whatever the rest of the table is, so the audit may use a *small* real table
 (``real_rows``) beside the canaries: with fewer records than directions the coordinator can
-decode each round exactly when there is no noise, and measure the noise when there is. The site, the coordinator's use of the
-replies (``reply_filter``) and the canaries' coins are parameters, so tests can audit
+decode each round exactly when there is no noise, and measure the noise when there is. The
+site, the coordinator's use of the replies (``reply_filter``) and the canaries' coins are
+parameters, so tests can audit
 deliberately broken sites; nothing here is reachable from a deployed site.
 
 Run ``python -m fedcondense.simulations.benchmarks.canary_audit --help``.
@@ -48,14 +49,14 @@ import numpy as np
 import pandas as pd
 
 from ...protocol.condensation.condenser import CondenseConfig, make_families
-from ...protocol.privacy.dp_mechanism import noise_generator
-from ...protocol.errors import FedcondenseError
-from ...protocol.families.base import ModelFamily
 from ...protocol.condensation.federation import FitCache, answer_init, answer_round
-from ...protocol.data.schema import Schema
-from ...protocol.data.site_table import SiteTable, load_site_table
 from ...protocol.condensation.site_update import RoundConfig
 from ...protocol.condensation.synthetic_set import SyntheticSet
+from ...protocol.data.schema import Schema
+from ...protocol.data.site_table import SiteTable, load_site_table
+from ...protocol.errors import FedcondenseError
+from ...protocol.families.base import ModelFamily
+from ...protocol.privacy.dp_mechanism import noise_generator
 from ...server.orchestrator import Orchestrator, SiteInfo
 from ..evaluation.canaries import WhiteBoxDecoder, black_box_scores, make_canaries
 from .one_run_bound import AuditBound, audit_guesses
@@ -261,7 +262,8 @@ def demo_site_table(dataset: str, sites: int, site: int, real_rows: int | None,
                     seed: int = 0) -> tuple[pd.DataFrame, Schema]:
     """Site ``site`` (1-based) of the demo's split: 30 % test held out, iid over ``sites``;
     its first ``real_rows`` rows (all when ``None``)."""
-    from ..evaluation.datasets import load_dataset, split_sites, train_test_split_table
+    from ..evaluation.datasets import load_dataset
+    from ..evaluation.site_splits import split_sites, train_test_split_table
 
     df, schema = load_dataset(dataset)
     train, _ = train_test_split_table(df, schema, 0.3, seed)

@@ -1,1 +1,3 @@
-"""Product evaluation the command line uses: bundled datasets, utility, audits, canaries and the DP peers (baselines)."""
+"""Product evaluation the command line uses: bundled datasets, utility, audits, canaries and the DP
+peers (baselines).
+"""

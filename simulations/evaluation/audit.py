@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ...protocol.families import create_family
-from ...protocol.families.base import FitTargets
 from ...protocol.condensation.losses import classification_losses, survival_losses
 from ...protocol.data.schema import Schema
+from ...protocol.families import create_family
+from ...protocol.families.base import FitTargets
 from .utility import Table, utility
 
 

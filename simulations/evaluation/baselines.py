@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...protocol.privacy.accounting import epsilon_spent, solve_sigma
 from ...protocol.condensation.condenser import free_coordinates, record_groups
-from ...protocol.errors import FedcondenseError
-from ...protocol.data.schema import Schema
 from ...protocol.condensation.site_update import Records
 from ...protocol.condensation.synthetic_set import SyntheticSet
-
+from ...protocol.data.schema import Schema
+from ...protocol.errors import FedcondenseError
+from ...protocol.privacy.accounting import epsilon_spent, solve_sigma
 
 BASELINES_VENV = ".venv-baselines"
 """Folder at the repo root where ``deploy/bootstrap.sh --extras baselines`` puts MST/AIM."""

@@ -36,14 +36,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...protocol.privacy.dp_mechanism import clip_rows
-from ...protocol.data.encoding import Encoder
-from ...protocol.families.base import ModelFamily
-from ...protocol.data.schema import Schema
 from ...protocol.condensation.site_update import (
-    Records, RoundFits, per_record_differences, per_record_losses,
+    Records,
+    RoundFits,
+    per_record_differences,
+    per_record_losses,
 )
 from ...protocol.condensation.synthetic_set import SyntheticSet
+from ...protocol.data.encoding import Encoder
+from ...protocol.data.schema import Schema
+from ...protocol.families.base import ModelFamily
+from ...protocol.privacy.dp_mechanism import clip_rows
 
 
 def make_canaries(schema: Schema, m: int, rng: np.random.Generator) -> pd.DataFrame:

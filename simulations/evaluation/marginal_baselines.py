@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...protocol.errors import FedcondenseError
 from ...protocol.data.schema import Schema
 from ...protocol.data.site_table import normalise_label
+from ...protocol.errors import FedcondenseError
 
 BINS = 10
 METHODS = ("mst", "aim")

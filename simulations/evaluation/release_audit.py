@@ -19,8 +19,7 @@ import pandas as pd  # noqa: E402
 
 from ...protocol.data.site_table import SiteTable  # noqa: E402
 from ..benchmarks import benchmark_plots as bplots  # noqa: E402
-from .audit import (copy_counts, dcr_attack, loss_threshold_attack,  # noqa: E402
-                                           subgroup_utility)
+from .audit import copy_counts, dcr_attack, loss_threshold_attack, subgroup_utility  # noqa: E402
 from .utility import as_table  # noqa: E402
 
 
@@ -80,7 +79,8 @@ def utility_plot(rows: list[dict[str, object]], metric: str, title: str, path: P
 def _source_label(src: str) -> str:
     if src.startswith("random_real"):
         return "random real subsets, same size (mean ± sd)"
-    return {"synthetic": "release (train on synthetic)", "full_real": "full real training table"}.get(src, src)
+    return {"synthetic": "release (train on synthetic)",
+            "full_real": "full real training table"}.get(src, src)
 
 
 def audit_plot(audit: dict[str, object], path: Path) -> Path:

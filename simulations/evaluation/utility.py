@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from ...protocol.data.schema import Schema
 from ...protocol.families import create_family
 from ...protocol.families.base import FitTargets
-from ...protocol.data.schema import Schema
 
 
 @dataclass(frozen=True)

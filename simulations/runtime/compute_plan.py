@@ -20,7 +20,8 @@ inside the Ray actor while the driver polled its queues (the actor's CPU time â‰
 waiting for each other at every parallel region), and 1.36 s in ``condense`` itself with two
 threads at load 10 (one thread, load 14: 0.14 s). Library backends already fit
 single-threaded (:func:`~fedcondense.protocol.families.base.single_threaded`); this extends the
-same rule to torch and to the BLAS under the numpy kernels. Parallelism across sites comes from ``--site-processes``.
+same rule to torch and to the BLAS under the numpy kernels. Parallelism across sites comes
+from ``--site-processes``.
 
 A backend a family lacks is the user's mistake, reported as one line naming every family of
 the run and the backends each one has (:class:`~fedcondense.protocol.errors.FedcondenseError`).

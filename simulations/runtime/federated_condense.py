@@ -33,8 +33,8 @@ from typing import Any, NoReturn
 
 from ...protocol.condensation.condenser import CondenseConfig
 from ...protocol.condensation.federation import NoiseMode
-from ...protocol.wire.messages import RoundMessage
 from ...protocol.data.schema import Schema
+from ...protocol.wire.messages import RoundMessage
 from ...server.orchestrator import Orchestrator, SiteInfo
 from ...server.secure_sum import RunReport, TransportConfig
 from ...server.server_session import CapturedSession

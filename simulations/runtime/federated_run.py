@@ -163,9 +163,9 @@ def simulate_transport(handler: SiteHandler, make_round: MakeRound | None,
     site_processes : int, optional
         Ray actor processes that run the simulated sites (each takes ``num_cpus //
         site_processes`` CPUs); default one per CPU. ``1`` runs every site in one process, in
-        turn, so per-process state — the public :class:`~fedcondense.protocol.condensation.federation.FitCache`
-        — is shared by all simulated sites (only the ``"ray"`` backend; ``"local"`` is one
-        process anyway).
+        turn, so per-process state — the public
+        :class:`~fedcondense.protocol.condensation.federation.FitCache` — is shared by all
+        simulated sites (only the ``"ray"`` backend; ``"local"`` is one process anyway).
     num_gpus : float
         GPUs the site processes share (split evenly over them). Ray hides every GPU from an
         actor that asked for none, so a run whose plan says ``cuda`` must ask for one.

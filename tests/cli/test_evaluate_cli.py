@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedcondense.simulations.evaluation.baselines import dp_gaussian
 from fedcondense.simulations.benchmarks.benchmark_releases import decoded_frame, load_split
+from fedcondense.simulations.evaluation.baselines import dp_gaussian
 
 CLI = [sys.executable, "-c", "from fedcondense.cli.main import main; main()"]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -7,8 +7,8 @@ from fedcondense.client.app import SiteFailure
 from fedcondense.client.budget_gate import gate, hello_info
 from fedcondense.protocol.privacy.accounting import calibrate
 from fedcondense.protocol.privacy.ledger import PrivacyLedger
-from fedcondense.protocol.wire.messages import RoundMessage
 from fedcondense.protocol.privacy.site_budget import DeclaredPlan
+from fedcondense.protocol.wire.messages import RoundMessage
 from fedcondense.simulations.evaluation.datasets import export_dataset
 
 

@@ -8,11 +8,11 @@ import pytest
 from fedcondense.client.app import SiteFailure
 from fedcondense.client.site_handler import CondensationHandler
 from fedcondense.protocol.condensation.condenser import CondenseConfig
+from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.privacy.ledger import PrivacyLedger
 from fedcondense.protocol.wire.messages import RoundMessage
-from fedcondense.protocol.data.schema import Schema
-from fedcondense.server.round_messages import build_message
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
+from fedcondense.server.round_messages import build_message
 from fedcondense.simulations.evaluation.datasets import export_dataset
 
 CFG = CondenseConfig(epsilon=1.0, rows=4, models=("logistic_regression",), rounds=3,

@@ -13,8 +13,13 @@ import flwr.supernode.start_client_internal as sci
 import pytest
 
 from fedcondense.deploy import flower_pins
-from fedcondense.deploy.site_daemon import (EXECUTOR_ENV, runtime_address, warm_mode,
-                                            warm_supernode_argv, write_secret)
+from fedcondense.deploy.site_daemon import (
+    EXECUTOR_ENV,
+    runtime_address,
+    warm_mode,
+    warm_supernode_argv,
+    write_secret,
+)
 
 
 def test_installed_flower_matches_the_pinned_internals() -> None:

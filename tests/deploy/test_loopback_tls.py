@@ -17,11 +17,20 @@ from pathlib import Path
 import pytest
 
 from fedcondense.deploy import flwr_cli, pki
-from fedcondense.deploy.flower_commands import (SUPERNODE_READY, SUPERNODE_REFUSED, flower_env,
-                                               free_port)
+from fedcondense.deploy.flower_commands import (
+    SUPERNODE_READY,
+    SUPERNODE_REFUSED,
+    flower_env,
+    free_port,
+)
+from fedcondense.deploy.processes import (
+    ManagedProcess,
+    _alive,
+    descendants,
+    running_superlink,
+    running_supernode,
+)
 from fedcondense.protocol.privacy.ledger import PrivacyLedger
-from fedcondense.deploy.processes import (ManagedProcess, _alive, descendants, running_superlink,
-                                          running_supernode)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

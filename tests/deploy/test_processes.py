@@ -9,8 +9,13 @@ import tomllib
 
 import pytest
 
-from fedcondense.deploy.flower_commands import (flower_env, format_node_config, free_port,
-                                               port_open, supernode_command)
+from fedcondense.deploy.flower_commands import (
+    flower_env,
+    format_node_config,
+    free_port,
+    port_open,
+    supernode_command,
+)
 from fedcondense.deploy.processes import ManagedProcess, ProcessError, _alive
 
 # A parent that prints a line, starts a child in a *new session* (as Flower starts

@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedcondense.protocol.release.checkpoint import Checkpoint
 from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.data.site_table import load_site_table
+from fedcondense.protocol.errors import FedcondenseError
+from fedcondense.protocol.release.checkpoint import Checkpoint
 from fedcondense.server.central_run import SITE, condense
-from fedcondense.simulations.evaluation.datasets import export_dataset, load_dataset, train_test_split_table
+from fedcondense.simulations.evaluation.datasets import export_dataset, load_dataset
+from fedcondense.simulations.evaluation.site_splits import train_test_split_table
 from fedcondense.simulations.evaluation.utility import as_table, utility
 
 FAST = dict(rounds=4, directions=8, rows=5, models=("logistic_regression",), seed=3)

@@ -6,15 +6,15 @@ import dataclasses
 import pytest
 
 from fedcondense.protocol.condensation.condenser import CondenseConfig
+from fedcondense.protocol.condensation.synthetic_set import free_dim
+from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.privacy.ledger import PrivacyLedger
-from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.privacy.site_budget import authorise
 from fedcondense.protocol.privacy.site_policy import SitePolicy
-from fedcondense.protocol.condensation.synthetic_set import free_dim
 from fedcondense.server.deployed_run import DeploySettings, parse_key, reconcile
-from fedcondense.server.round_messages import build_message
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
+from fedcondense.server.round_messages import build_message
 from fedcondense.simulations.evaluation.datasets import export_dataset
 
 CFG = CondenseConfig(epsilon=1.0, rows=4, models=("logistic_regression",), rounds=3,

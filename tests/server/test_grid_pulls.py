@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from flwr.superlink.grid import http_grid
 from flwr.supercore.inflatable.inflatable_utils import ObjectPullError, ObjectUnavailableError
+from flwr.superlink.grid import http_grid
 
 from fedcondense.server import grid_pulls
 

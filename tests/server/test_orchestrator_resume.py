@@ -11,14 +11,15 @@ import pandas as pd
 import pytest
 
 from fedcondense.protocol.condensation.condenser import CondenseConfig, make_families
-from fedcondense.protocol.privacy.dp_mechanism import noise_generator
-from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.condensation.federation import answer_init, answer_round
+from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
 from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.data.site_table import load_site_table
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
+from fedcondense.protocol.errors import FedcondenseError
+from fedcondense.protocol.privacy.dp_mechanism import noise_generator
 from fedcondense.server.orchestrator import Orchestrator, SiteInfo
-from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
+from fedcondense.simulations.evaluation.datasets import export_dataset
+from fedcondense.simulations.evaluation.site_splits import split_sites
 
 CFG = CondenseConfig(epsilon=2.0, rows=4, models=("logistic_regression",), rounds=4,
                      directions=6, sample_rate=0.5, seed=11)

@@ -16,7 +16,12 @@ import pytest
 from fedcondense.protocol.wire.messages import ProtocolError
 from fedcondense.server.secure_sum import TransportConfig
 from fedcondense.simulations.runtime.federated_run import (
-    DemoHandler, StageFault, default_site_configs, demo_rounds, demo_vector, simulate_transport,
+    DemoHandler,
+    StageFault,
+    default_site_configs,
+    demo_rounds,
+    demo_vector,
+    simulate_transport,
 )
 
 HASH = "f" * 64
@@ -217,8 +222,9 @@ def test_failed_attempt_is_retried_without_the_dropped_site_and_charged(
     # Flower 1.41's own workflow fails the whole round after a stage-0 drop (at unmask, the
     # neighbours are asked for key shares they never got); the driver retries without the
     # site. The survivors computed twice: both deliveries are charged.
-    import fedcondense.server.secure_sum as secure_sum
     from flwr.server.workflow import SecAggPlusWorkflow
+
+    import fedcondense.server.secure_sum as secure_sum
 
     monkeypatch.setattr(secure_sum, "RobustSecAggPlusWorkflow", SecAggPlusWorkflow)
     t, summed, n, info = run(3, rounds=1, mods=(StageFault("site-2", 1, "setup"),),
@@ -232,8 +238,9 @@ def test_failed_attempt_is_retried_without_the_dropped_site_and_charged(
 
 
 def test_no_retry_after_delivery_when_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    import fedcondense.server.secure_sum as secure_sum
     from flwr.server.workflow import SecAggPlusWorkflow
+
+    import fedcondense.server.secure_sum as secure_sum
 
     monkeypatch.setattr(secure_sum, "RobustSecAggPlusWorkflow", SecAggPlusWorkflow)
     out: list[dict[str, Any]] = []

@@ -6,11 +6,16 @@ import pytest
 
 from fedcondense.protocol.condensation.condenser import public_init_rng
 from fedcondense.protocol.condensation.initialisation import build_synthetic_set
+from fedcondense.protocol.condensation.site_update import (
+    RoundConfig,
+    fit_round,
+    per_record_differences,
+    site_update,
+)
+from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
 from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.data.site_table import load_site_table
-from fedcondense.protocol.condensation.site_update import RoundConfig, fit_round, per_record_differences, site_update
 from fedcondense.protocol.families import create_family
-from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
 from fedcondense.simulations.evaluation.datasets import export_dataset
 
 

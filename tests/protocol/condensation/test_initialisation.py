@@ -3,8 +3,14 @@
 import numpy as np
 
 from fedcondense.protocol.condensation.initialisation import (
-    MAX_EVENT_FRACTION, MIN_EVENT_FRACTION, GroupStatistics, build_synthetic_set, noisy_group_sums,
-    record_vectors, sensitivity, statistics_from_sums,
+    MAX_EVENT_FRACTION,
+    MIN_EVENT_FRACTION,
+    GroupStatistics,
+    build_synthetic_set,
+    noisy_group_sums,
+    record_vectors,
+    sensitivity,
+    statistics_from_sums,
 )
 from fedcondense.protocol.data.schema import Schema
 

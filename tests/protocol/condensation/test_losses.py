@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from fedcondense.protocol.condensation.losses import classification_losses, max_loss, survival_losses, survival_status
+from fedcondense.protocol.condensation.losses import (
+    classification_losses,
+    max_loss,
+    survival_losses,
+    survival_status,
+)
 
 
 def test_classification_log_loss_closed_form_and_floor():

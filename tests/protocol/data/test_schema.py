@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from fedcondense.protocol.errors import SchemaError
 from fedcondense.protocol.data.schema import ClassificationTask, Schema, SurvivalTask
+from fedcondense.protocol.errors import SchemaError
 
 BASE = {
     "format": "fedcondense-schema/1",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fedcondense.protocol.errors import SchemaError
 from fedcondense.protocol.data.schema_infer import PublicBoundsWarning, infer_schema, nice_bounds
+from fedcondense.protocol.errors import SchemaError
 
 
 def test_nice_bounds():

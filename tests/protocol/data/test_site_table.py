@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedcondense.protocol.errors import DataError
 from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import (check_site_table, load_site_table,
-                                             normalise_label, summarize_site_table)
+from fedcondense.protocol.data.site_table import (
+    check_site_table,
+    load_site_table,
+    normalise_label,
+    summarize_site_table,
+)
+from fedcondense.protocol.errors import DataError
 
 CLS = Schema.from_dict({
     "name": "toy",

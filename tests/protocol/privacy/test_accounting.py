@@ -6,8 +6,8 @@ import dp_accounting as dpa
 import pytest
 from dp_accounting import rdp
 
-from fedcondense.protocol.privacy.accounting import calibrate, epsilon_spent, validate_privacy
 from fedcondense.protocol.errors import PrivacyError
+from fedcondense.protocol.privacy.accounting import calibrate, epsilon_spent, validate_privacy
 
 
 def test_sampled_gaussian_matches_library_directly():

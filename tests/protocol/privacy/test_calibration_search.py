@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from fedcondense.protocol.privacy.accounting import calibrate, epsilon_spent, solve_sigma
 from fedcondense.protocol.errors import PrivacyError
+from fedcondense.protocol.privacy.accounting import calibrate, epsilon_spent, solve_sigma
 from fedcondense.protocol.privacy.rdp_estimate import estimate_sigma
 
 GRID = [

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from fedcondense.protocol.privacy.dp_mechanism import (
-    OPENDP_SOURCE, SecureGenerator, add_gaussian_noise, clip_rows, gaussian_noise,
-    noise_generator, opendp_available, poisson_sample, restorable_state, urandom_uniform,
+    OPENDP_SOURCE,
+    SecureGenerator,
+    add_gaussian_noise,
+    clip_rows,
+    gaussian_noise,
+    noise_generator,
+    opendp_available,
+    poisson_sample,
+    restorable_state,
+    urandom_uniform,
 )
 
 

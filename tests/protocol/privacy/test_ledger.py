@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from fedcondense.protocol.privacy.accounting import epsilon_spent
 from fedcondense.protocol.errors import PrivacyError
+from fedcondense.protocol.privacy.accounting import epsilon_spent
 from fedcondense.protocol.privacy.ledger import PrivacyLedger, reserve
 
 RUN = {"type": "sampled_gaussian", "q": 0.2, "sigma": 4.0, "count": 50}

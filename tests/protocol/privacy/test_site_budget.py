@@ -6,13 +6,18 @@ import math
 import numpy as np
 import pytest
 
-from fedcondense.protocol.privacy.accounting import calibrate, epsilon_spent
 from fedcondense.protocol.condensation.initialisation import sensitivity
+from fedcondense.protocol.privacy.accounting import calibrate, epsilon_spent
 from fedcondense.protocol.privacy.ledger import PrivacyLedger
-from fedcondense.protocol.wire.messages import RoundMessage
+from fedcondense.protocol.privacy.site_budget import (
+    BUDGET_MARK,
+    BudgetRefusal,
+    DeclaredPlan,
+    authorise,
+    request_key,
+)
 from fedcondense.protocol.privacy.site_policy import SitePolicy
-from fedcondense.protocol.privacy.site_budget import (BUDGET_MARK, BudgetRefusal, DeclaredPlan,
-                                              authorise, request_key)
+from fedcondense.protocol.wire.messages import RoundMessage
 
 Q, ROUNDS, CLIP, N, DIM = 0.25, 4, 1.0, 400, 5
 

@@ -9,8 +9,15 @@ import pytest
 
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.wire.messages import (
-    ARRAY_PREFIX, HEADER_KEY, PROTOCOL_VERSION, ProtocolError, ReplyRangeError, RoundMessage,
-    SchemaMismatchError, VersionMismatchError, pow2_scale,
+    ARRAY_PREFIX,
+    HEADER_KEY,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    ReplyRangeError,
+    RoundMessage,
+    SchemaMismatchError,
+    VersionMismatchError,
+    pow2_scale,
 )
 from fedcondense.protocol.wire.site_reply import SiteReply, make_reply, quantisation_bound
 

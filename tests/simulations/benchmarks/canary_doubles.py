@@ -65,5 +65,6 @@ class NoiseSubtractingCoordinator:
 
 
 def noise_off(rng: np.random.Generator) -> NoiseOffSite:
-    """Factory for ``python -m fedcondense.simulations.benchmarks.canary_audit --mechanism FILE:noise_off``."""
+    """Factory for ``python -m fedcondense.simulations.benchmarks.canary_audit
+    --mechanism FILE:noise_off``."""
     return NoiseOffSite(rng)

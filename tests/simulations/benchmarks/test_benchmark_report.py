@@ -11,9 +11,19 @@ import numpy as np
 import pytest
 
 from fedcondense.protocol.errors import FedcondenseError
-from fedcondense.simulations.benchmarks.benchmark_grid import (COLUMNS, QUICK, GridSpec, Job, ResultsFile,
-                                                   grid_jobs)
-from fedcondense.simulations.benchmarks.benchmark_report import load_results, transfer_matrix, write_report
+from fedcondense.simulations.benchmarks.benchmark_grid import (
+    COLUMNS,
+    QUICK,
+    GridSpec,
+    Job,
+    ResultsFile,
+    grid_jobs,
+)
+from fedcondense.simulations.benchmarks.benchmark_report import (
+    load_results,
+    transfer_matrix,
+    write_report,
+)
 from fedcondense.simulations.evaluation.datasets import load_dataset
 from fedcondense.simulations.evaluation.marginal_baselines import BINS, discretise, undiscretise
 

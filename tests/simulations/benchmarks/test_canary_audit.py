@@ -7,17 +7,24 @@ import math
 
 import numpy as np
 import pytest
+from canary_doubles import CoordinatorSeededSite, NoiseOffSite, NoiseSubtractingCoordinator
 from scipy import stats
 
-from canary_doubles import CoordinatorSeededSite, NoiseOffSite, NoiseSubtractingCoordinator
 from fedcondense.protocol.condensation.condenser import CondenseConfig, plan_privacy
 from fedcondense.simulations.benchmarks.canary_audit import (
-    HonestSite, demo_site_table, main, run_canary_audit,
+    HonestSite,
+    demo_site_table,
+    main,
+    run_canary_audit,
+)
+from fedcondense.simulations.benchmarks.one_run_bound import (
+    audit_guesses,
+    count_correct,
+    default_choices,
+    epsilon_lower_bound,
+    p_value,
 )
 from fedcondense.simulations.evaluation.canaries import make_canaries
-from fedcondense.simulations.benchmarks.one_run_bound import (
-    audit_guesses, count_correct, default_choices, epsilon_lower_bound, p_value,
-)
 
 
 # ---------------------------------------------------------------------- the bound's maths

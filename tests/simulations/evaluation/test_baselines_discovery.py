@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from fedcondense.simulations.evaluation.baselines import (BASELINES_VENV, REPO_ROOT, available_baselines,
-                                               find_baselines_python)
+from fedcondense.simulations.evaluation.baselines import (
+    BASELINES_VENV,
+    REPO_ROOT,
+    available_baselines,
+    find_baselines_python,
+)
 
 
 def fake_venv(root: Path, importable: bool) -> Path:

@@ -6,12 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.data.site_table import load_site_table
-from fedcondense.simulations.evaluation.datasets import (DATASETS, export_dataset, load_dataset,
-                                              parse_partition, split_sites,
-                                              train_test_split_table)
+from fedcondense.protocol.errors import FedcondenseError
+from fedcondense.simulations.evaluation.datasets import DATASETS, export_dataset, load_dataset
+from fedcondense.simulations.evaluation.site_splits import (
+    parse_partition,
+    split_sites,
+    train_test_split_table,
+)
 
 LEAKS = {"flchain": {"chapter"}, "support2": {"surv2m", "surv6m", "sfdm2", "num_surv2m",
                                               "num_surv6m", "fac_sfdm2"}}

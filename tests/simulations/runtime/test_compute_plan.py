@@ -6,7 +6,10 @@ from fedcondense.client.site_handler import site_families
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.families import FAMILIES, families_for_task
 from fedcondense.simulations.runtime.compute_plan import (
-    apply_threads, current_threads, default_threads, plan_compute,
+    apply_threads,
+    current_threads,
+    default_threads,
+    plan_compute,
 )
 
 

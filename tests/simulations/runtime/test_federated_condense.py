@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 
 from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.server.central_run import condense
 from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.data.site_table import load_site_table
-from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
+from fedcondense.server.central_run import condense
+from fedcondense.simulations.evaluation.datasets import export_dataset
+from fedcondense.simulations.evaluation.site_splits import split_sites
 from fedcondense.simulations.runtime.federated_condense import run_federated
 from fedcondense.simulations.runtime.federated_run import StageFault
 

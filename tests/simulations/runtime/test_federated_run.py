@@ -13,7 +13,10 @@ import pytest
 
 from fedcondense.server.secure_sum import TransportConfig
 from fedcondense.simulations.runtime.federated_run import (
-    DemoHandler, demo_rounds, demo_vector, simulate_transport,
+    DemoHandler,
+    demo_rounds,
+    demo_vector,
+    simulate_transport,
 )
 
 HASH = "e" * 64

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedcondense.protocol.privacy.dp_mechanism import gaussian_noise, noise_generator
 from fedcondense.protocol.condensation.federation import site_noise_std
+from fedcondense.protocol.privacy.dp_mechanism import gaussian_noise, noise_generator
 from fedcondense.protocol.wire.messages import RoundMessage, pow2_scale
 from fedcondense.server.secure_sum import TransportConfig
 from fedcondense.simulations.runtime.federated_run import simulate_transport

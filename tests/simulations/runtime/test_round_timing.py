@@ -8,11 +8,16 @@ import pytest
 
 from fedcondense.protocol.condensation.condenser import CondenseConfig
 from fedcondense.protocol.data.schema import Schema
+from fedcondense.simulations.evaluation.datasets import export_dataset
+from fedcondense.simulations.evaluation.site_splits import split_sites
 from fedcondense.simulations.runtime.compute_plan import ComputePlan, plan_compute
-from fedcondense.simulations.evaluation.datasets import export_dataset, split_sites
 from fedcondense.simulations.runtime.federated_condense import run_federated
 from fedcondense.simulations.runtime.round_timing import (
-    central_split, read_site_timings, round_split, split_table, split_totals,
+    central_split,
+    read_site_timings,
+    round_split,
+    split_table,
+    split_totals,
 )
 
 CFG = dict(rows=4, models=("logistic_regression", "decision_tree"), rounds=2, directions=6,
