@@ -20,7 +20,7 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Required, TypedDict
 
 import dp_accounting as dpa
 from dp_accounting import pld, rdp
@@ -29,7 +29,18 @@ from ..errors import PrivacyError
 from .rdp_estimate import estimate_sigma
 
 AccountantName = Literal["rdp", "pld"]
-Spend = dict[str, Any]
+SpendType = Literal["gaussian", "sampled_gaussian"]
+
+
+class Spend(TypedDict, total=False):
+    """One privacy event, as dp-accounting composes it and as ledgers and ``privacy.json``
+    persist it: ``gaussian`` (noise multiplier σ, ``count`` releases) or ``sampled_gaussian``
+    (Poisson rate ``q`` as well)."""
+
+    type: Required[SpendType]
+    sigma: Required[float]
+    count: Required[int]
+    q: float
 # dp-accounting logs one absl warning per RDP order it excludes (harmless, very noisy).
 logging.getLogger("absl").setLevel(logging.ERROR)
 _MAX_SIGMA = 1e4
@@ -65,13 +76,13 @@ def epsilon_spent(spends: list[Spend], delta: float, accountant: AccountantName 
     coordinator's per-site report or a progress line asking again for the same composition
     (one RDP composition costs ~0.1-1 s of CPU) gets the identical number at once.
     """
-    merged: dict[tuple[str, float | None, float], int] = {}
+    merged: dict[tuple[SpendType, float | None, float], int] = {}
     for s in spends:
         count = int(s.get("count", 1))
         if count <= 0:
             continue
-        kind = str(s["type"])
-        if kind not in ("gaussian", "sampled_gaussian"):
+        kind = s["type"]
+        if kind not in ("gaussian", "sampled_gaussian"):  # read back from JSON: check
             raise ValueError(f"unknown spend type {kind!r}")
         key = (kind, float(s["q"]) if kind == "sampled_gaussian" else None,
                float(s["sigma"]))
@@ -84,7 +95,7 @@ def epsilon_spent(spends: list[Spend], delta: float, accountant: AccountantName 
 
 
 @lru_cache(maxsize=4096)
-def _epsilon_of(canonical: tuple[tuple[tuple[str, float | None, float], int], ...],
+def _epsilon_of(canonical: tuple[tuple[tuple[SpendType, float | None, float], int], ...],
                 delta: float, accountant: AccountantName) -> float:
     events = []
     for (kind, q, sigma), count in canonical:

@@ -242,7 +242,7 @@ class PrivacyLedger:
                                f"{key}; a repeated request is refused, not charged again.")
         self.check(spends)
         now = _now()
-        self._events += [LedgerEvent(now, run_id, description, dict(s), key) for s in spends]
+        self._events += [LedgerEvent(now, run_id, description, Spend(**s), key) for s in spends]
         self._write()
 
     def refuse(self, key: str, reason: str) -> None:
