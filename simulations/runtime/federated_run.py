@@ -7,9 +7,9 @@ simulation engine (``backend="ray"``: ``flwr.simulation.run_simulation``, one CP
 client) or through :class:`~fedcondense.simulations.runtime.local_grid.LocalGrid` (``"local"``: no
 Ray, sequential, for tests).
 
-It also holds the plumbing test doubles: :class:`DemoHandler` (each site returns a
-deterministic vector from its id and the round seed; can fail or overflow on chosen rounds)
-and :class:`StageFault` (a client mod that makes a site crash at a chosen SecAgg+ stage).
+It also holds :class:`DemoHandler`, the transport benchmarks' payload (each site returns a
+deterministic vector from its id and the round seed; can fail or overflow on chosen rounds).
+The fault-injection mod the tests use lives in ``tests/fault_injection.py``.
 
 Run ``python -m fedcondense.simulations.runtime.federated_run --help`` for a demo.
 """
@@ -74,29 +74,6 @@ class DemoHandler:
         if (site, message.round_index) in self.overflow:
             v = v / np.max(np.abs(v)) * 100.0 * message.clipping_range * message.scale
         return v
-
-
-@dataclass(frozen=True)
-class StageFault:
-    """Client mod: site ``site_id`` raises when it receives SecAgg+ ``stage`` in ``round``.
-
-    ``stage`` is one of ``setup``, ``share_keys``, ``collect_masked_vectors``, ``unmask``.
-    """
-
-    site_id: str
-    round_index: int
-    stage: str
-
-    def __call__(self, msg: Any, ctxt: Any, call_next: Any) -> Any:
-        from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
-
-        site = ctxt.node_config.get("site-id")
-        rec = msg.content.config_records.get(RECORD_KEY_CONFIGS) if msg.has_content() else None
-        stage = rec.get(Key.STAGE) if rec is not None else None
-        if site == self.site_id and msg.metadata.group_id == str(self.round_index) \
-                and stage == self.stage:
-            raise ConnectionError(f"injected loss of {site} at stage {stage}")
-        return call_next(msg, ctxt)
 
 
 def demo_rounds(schema_hash: str, dim: int, scale: float = 1.0, run_id: str = "demo",

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fault_injection import StageFault
 
 from fedcondense.protocol.wire.messages import ProtocolError
 from fedcondense.server.secure_sum import TransportConfig
 from fedcondense.simulations.runtime.federated_run import (
     DemoHandler,
-    StageFault,
     default_site_configs,
     demo_rounds,
     demo_vector,

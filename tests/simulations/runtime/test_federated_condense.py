@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from fault_injection import StageFault
 
 from fedcondense.protocol.condensation.condenser import CondenseConfig
 from fedcondense.protocol.data.schema import Schema
@@ -11,7 +12,6 @@ from fedcondense.server.central_run import condense
 from fedcondense.simulations.evaluation.datasets import export_dataset
 from fedcondense.simulations.evaluation.site_splits import split_sites
 from fedcondense.simulations.runtime.federated_condense import run_federated
-from fedcondense.simulations.runtime.federated_run import StageFault
 
 CFG = dict(rows=4, models=("logistic_regression",), rounds=3, directions=6, seed=5)
 
