@@ -7,24 +7,15 @@ import numpy as np
 import pytest
 
 from fedcondense.protocol.condensation.condenser import CondenseConfig
-from fedcondense.protocol.data.schema import Schema
 from fedcondense.protocol.data.site_table import load_site_table
 from fedcondense.protocol.errors import FedcondenseError
 from fedcondense.protocol.release.checkpoint import Checkpoint
 from fedcondense.server.central_run import SITE, condense
-from fedcondense.simulations.evaluation.datasets import export_dataset, load_dataset
+from fedcondense.simulations.evaluation.datasets import load_dataset
 from fedcondense.simulations.evaluation.site_splits import train_test_split_table
 from fedcondense.simulations.evaluation.utility import as_table, utility
 
 FAST = dict(rounds=4, directions=8, rows=5, models=("logistic_regression",), seed=3)
-
-
-@pytest.fixture(scope="module")
-def heart(tmp_path_factory):
-    d = tmp_path_factory.mktemp("heart")
-    export_dataset("heart_disease", d)
-    schema = Schema.load(d / "heart_disease.schema.json")
-    return schema, load_site_table(d / "heart_disease.csv", schema)
 
 
 def test_fixed_seed_is_reproducible_and_seeds_differ(heart):

@@ -2,7 +2,6 @@
 samples (the central loop itself: tests/server/test_central_run.py)."""
 
 import numpy as np
-import pytest
 
 from fedcondense.protocol.condensation.condenser import public_init_rng
 from fedcondense.protocol.condensation.initialisation import build_synthetic_set
@@ -14,22 +13,12 @@ from fedcondense.protocol.condensation.site_update import (
 )
 from fedcondense.protocol.condensation.synthetic_set import SyntheticSet
 from fedcondense.protocol.data.schema import Schema
-from fedcondense.protocol.data.site_table import load_site_table
 from fedcondense.protocol.families import create_family
-from fedcondense.simulations.evaluation.datasets import export_dataset
 
 
 def start(schema: Schema) -> SyntheticSet:
     """A data-free initial set (5 rows, public placement)."""
     return build_synthetic_set(schema, 5, public_init_rng(3), None, 0.3)
-
-
-@pytest.fixture(scope="module")
-def heart(tmp_path_factory):
-    d = tmp_path_factory.mktemp("heart")
-    export_dataset("heart_disease", d)
-    schema = Schema.load(d / "heart_disease.schema.json")
-    return schema, load_site_table(d / "heart_disease.csv", schema)
 
 
 def test_changing_one_record_changes_only_its_own_differences(heart):
