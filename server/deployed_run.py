@@ -257,7 +257,7 @@ class DeployedRun:
         orch.save(self.out / CHECKPOINT_FILE, extra={"run_id": self.loop.run_id,
                                                      "transport": log})
         t_line = time.perf_counter()
-        eps = orch.privacy_report()["epsilon"]
+        eps = orch.epsilon_spent()
         config = orch.config
         progress(self.out, round_line(base.kind, base.round_index, config.rounds, eps,
                                       config.epsilon if config.private else "inf",

@@ -287,6 +287,13 @@ class Orchestrator:
         return site_epsilons(self.accounts, self.plan, self.config, self.mode, self.threshold,
                              trusted_aggregator)
 
+    def epsilon_spent(self) -> float | str:
+        """The largest per-site ε so far (``privacy.json``'s ``epsilon``, without the rest of
+        the report: the progress line asks every round)."""
+        per_site = self.per_site_epsilon()
+        numbers = [v for v in per_site.values() if isinstance(v, float)]
+        return max(numbers) if numbers else "inf"
+
     def privacy_report(self, noise_source: str | None = None) -> dict[str, Any]:
         """``privacy.json`` of this run (:func:`~fedcondense.protocol.release.reports.privacy_report`)."""
         return privacy_report(schema=self.schema, config=self.config, plan=self.plan,

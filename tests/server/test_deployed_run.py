@@ -81,3 +81,4 @@ def test_privacy_report_gives_both_trust_figures(orchs, init):
     assert set(honest) == set(malicious) == {"a", "b", "c"}
     assert all(0 < honest[s] < malicious[s] for s in honest)  # distributed, threshold 2
     assert report["adjacency"] == "add/remove one record" and report["bounds"] == "declared public"
+    assert orch.epsilon_spent() == report["epsilon"] == max(honest.values())  # progress line
