@@ -50,7 +50,7 @@ from ..protocol.condensation.synthetic_set import SyntheticSet, free_dim
 from ..protocol.data.schema import Schema
 from ..protocol.errors import FedcondenseError
 from ..protocol.release.checkpoint import Checkpoint
-from ..protocol.release.reports import privacy_report, site_epsilons
+from ..protocol.release.reports import privacy_report, site_epsilons, worst_site
 
 
 @dataclass(frozen=True)
@@ -291,8 +291,7 @@ class Orchestrator:
         """The largest per-site ε so far (``privacy.json``'s ``epsilon``, without the rest of
         the report: the progress line asks every round)."""
         per_site = self.per_site_epsilon()
-        numbers = [v for v in per_site.values() if isinstance(v, float)]
-        return max(numbers) if numbers else "inf"
+        return per_site[worst_site(per_site)]
 
     def privacy_report(self, noise_source: str | None = None) -> dict[str, Any]:
         """``privacy.json`` of this run (:func:`~fedcondense.protocol.release.reports.privacy_report`)."""

@@ -46,6 +46,12 @@ def site_epsilons(accounts: Mapping[str, SiteAccount], plan: PrivacyPlan,
             for k, a in accounts.items()}
 
 
+def worst_site(per_site: Mapping[str, float | str]) -> str:
+    """The site with the largest ε, whose figure is the run's (any site when no figure is a
+    number: a non-private run)."""
+    return max(per_site, key=lambda k: (v if isinstance(v := per_site[k], float) else 0.0, k))
+
+
 def _spends(account: SiteAccount, plan: PrivacyPlan, shrink: float = 1.0) -> list[Spend]:
     sigma_init = plan.calibration.sigma_init if plan.calibration is not None else None
     return account.spends(plan.sigma * shrink, (sigma_init or 0.0) * shrink)
@@ -90,7 +96,7 @@ def privacy_report(*, schema: Schema, config: CondenseConfig, plan: PrivacyPlan,
     claims = release_claims(schema, finite_epsilon=cal is not None, seeded=seeded)
     per_site = site_epsilons(accounts, plan, config, mode, threshold)
     malicious = site_epsilons(accounts, plan, config, mode, threshold, trusted_aggregator=False)
-    worst = max(accounts, key=lambda k: (per_site[k] if cal is not None else 0.0, k))
+    worst = worst_site(per_site)
     report: dict[str, Any] = {
         "private": claims["private"],
         "epsilon": per_site[worst],
