@@ -59,9 +59,15 @@ def test_threads_default_to_one_unless_omp_num_threads_says_otherwise():
         plan_compute(("decision_tree",), threads=0)
 
 
-def test_apply_threads_sets_torch_in_this_process():
+def test_apply_threads_sets_torch_in_this_process(monkeypatch):
+    import os
+
     import torch
 
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        # apply_threads writes these; the test gives them back as they were (a leaked
+        # OMP_NUM_THREADS=2 made later plans in the same session choose 2 threads)
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
     before = torch.get_num_threads()
     try:
         apply_threads(2)
