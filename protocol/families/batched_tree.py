@@ -142,10 +142,12 @@ def _split_proxy(idx: np.ndarray, inside: np.ndarray, n: np.ndarray, nf: np.ndar
     M = idx.shape[2]
     if table is not None and y1 is not None:  # two classes: scores by (n, count of class 1)
         counts1 = counts[-1].astype(np.int64)
-        c1 = np.cumsum(np.where(inside[:, None, :], y1[idx], 0), axis=2)[:, :, :-1]
-        left = np.arange(1, M)[None, None, :] * (m + 1) + c1
-        right = (n[:, None, None] - np.arange(1, M)[None, None, :]) * (m + 1) \
-            + (counts1[:, None, None] - c1)
+        # prefix sums by a triangular matmul: exact for 0/1 entries, and several times
+        # faster than cumsum along a short last axis
+        c1 = _prefix_sums(np.where(inside[:, None, :], y1[idx], 0.0), _prefix_matrix(M))
+        left = c1 + (np.arange(1, M) * (m + 1))[None, None, :]
+        # (n - i)(m + 1) + (count_1 - c1) = n (m + 1) + count_1 - left
+        right = (n * (m + 1) + counts1)[:, None, None] - left
         return -table[right] - table[left]
     nl = np.arange(1.0, M)[None, None, :]
     nr = nf[:, None, None] - nl
@@ -195,7 +197,7 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
     needs_reference = np.zeros(B, dtype=bool)
     feats = np.arange(d)[None, :, None]
     # per slot: (trees, sorted row indices (b, d, M), row counts (b,))
-    pending = {0: (np.arange(B), np.argsort(XT, axis=2, kind="stable"), np.full(B, m))}
+    pending = {0: (np.arange(B), _stable_argsort(XT), np.full(B, m))}
 
     for s in preorder_slots(max_depth):
         if s not in pending:
@@ -247,6 +249,38 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, max_depth: int = 4,
 
 
 @functools.lru_cache(maxsize=16)
+def _prefix_matrix(M: int) -> np.ndarray:
+    """``(M, M - 1)`` 0/1 matrix whose product with a row gives its first M - 1 prefix sums."""
+    return np.triu(np.ones((M, M)))[:, :-1]
+
+
+def _prefix_sums(a: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Integer prefix sums along the last axis of 0/1 ``a (b, d, M)`` as one 2-D product with
+    a triangular 0/1 matrix (exact: small integers), as ``int64``."""
+    b, d, M = a.shape
+    return (a.reshape(b * d, M).astype(np.float64) @ tri).reshape(b, d, -1).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=16)
+def _inclusive_prefix_matrix(M: int) -> np.ndarray:
+    """``(M, M)`` 0/1 matrix whose product with a row gives its M prefix sums."""
+    return np.triu(np.ones((M, M)))
+
+
+def _stable_argsort(x: np.ndarray) -> np.ndarray:
+    """``np.argsort(x, axis=-1, kind="stable")`` of finite float32 values, by sorting one
+    uint64 key per entry (order-preserving bits of the value, then the position): ~3× faster
+    on rows of a few dozen entries."""
+    # + 0 turns -0.0 into +0.0: the two are equal, and must stay in position order
+    bits = (np.asarray(x, dtype=np.float32) + np.float32(0.0)).view(np.uint32)
+    # IEEE order: negative values have every bit flipped, non-negative ones the sign bit
+    flip = np.where(bits >> np.uint32(31), np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+    key = (bits ^ flip).astype(np.uint64) << np.uint64(32)
+    key |= np.arange(x.shape[-1], dtype=np.uint64)
+    return (np.sort(key, axis=-1) & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=16)
 def _score_table(m: int) -> np.ndarray:
     """Flat ``((m+1)², )`` table of ``n · gini`` for two classes, index ``n · (m+1) + c_1``
     (computed by :func:`_gini_terms`, so bit for bit the formula's values)."""
@@ -259,7 +293,7 @@ def _compact(idx: np.ndarray, keep: np.ndarray, width: int) -> np.ndarray:
     """The entries of ``idx (b, d, M)`` where ``keep``, moved to the front in their order,
     padded with row 0 to ``width``."""
     b, d, M = idx.shape
-    dest = np.cumsum(keep, axis=2, dtype=np.int64) - 1
+    dest = _prefix_sums(keep, _inclusive_prefix_matrix(M)) - 1
     # entries not kept land in a spare last column, dropped at the end
     dest = np.where(keep, dest, width) + (np.arange(b * d) * (width + 1)).reshape(b, d, 1)
     out = np.zeros(b * d * (width + 1), dtype=idx.dtype)
@@ -284,19 +318,28 @@ def _node_values(node: np.ndarray, onehot: np.ndarray, max_depth: int) -> np.nda
 
 
 def predict_proba(trees: TreeBatch, X_real: np.ndarray) -> np.ndarray:
-    """``(B, n, K)`` class fractions of the leaf each real record ``(n, d)`` falls in."""
+    """``(B, n, K)`` class fractions of the leaf each real record ``(n, d)`` falls in.
+
+    Every internal slot's test is evaluated once for all records (one gather of
+    ``(B, 2^D - 1, n)`` values), then each record walks down its tree in D steps.
+    """
     x = np.asarray(X_real, dtype=np.float32)
     B, S = trees.feature.shape
     n = x.shape[0]
+    xv = x[:, np.maximum(trees.feature, 0).ravel()].T.reshape(B, S, n)
+    with np.errstate(invalid="ignore"):
+        go_left = np.where(np.isnan(xv), trees.left_heavy[:, :, None],
+                           xv <= trees.threshold[:, :, None])
+    # a slot that does not split (feature -1) keeps its records: they stop there
+    stays = np.concatenate([trees.feature < 0, np.ones((B, S + 1), dtype=bool)], axis=1)
+    go_left = go_left.ravel()
+    stays = stays.ravel()
     i = np.zeros((B, n), dtype=np.int64)
-    rows = np.arange(B)[:, None]
+    tree_base = (np.arange(B) * S)[:, None]
+    cols = np.arange(n)[None, :]
+    node_base = (np.arange(B) * (2 * S + 1))[:, None]
     for _ in range(trees.depth):
-        internal = i < S
-        slot = np.where(internal, i, 0)
-        f = trees.feature[rows, slot]
-        split = internal & (f >= 0)
-        xv = x[np.arange(n)[None, :], np.where(split, f, 0)]  # (B, n)
-        left = np.where(np.isnan(xv), trees.left_heavy[rows, slot],
-                        xv <= trees.threshold[rows, slot])
-        i = np.where(split, np.where(left, 2 * i + 1, 2 * i + 2), i)
-    return trees.value[rows, i]
+        stop = np.take(stays, node_base + i)
+        left = np.take(go_left, (tree_base + np.minimum(i, S - 1)) * n + cols)
+        i = np.where(stop, i, 2 * i + 2 - left)
+    return trees.value[np.arange(B)[:, None], i]

@@ -63,13 +63,17 @@ def predict_decision_tree(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray
     """``(B, n, K)`` probabilities of a batch from :func:`fit_decision_tree`."""
     k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
-    out = np.zeros((fitted.size, len(X_real), k))
     trees = fitted.extra["batched"]
+    proba = None
     if trees is not None:
         proba = batched_tree.predict_proba(trees, X_real)
         for j, est in fitted.extra["exact"].items():
             proba[j] = 0.0
             proba[j][:, np.asarray(est.classes_, dtype=np.int64)] = est.predict_proba(X_real)
+        if len(proba) == fitted.size:  # every set was grown by the kernel, in order
+            return proba
+    out = np.zeros((fitted.size, len(X_real), k))
+    if proba is not None:
         rows = [b for b, mdl in enumerate(fitted.models) if mdl is not None]
         out[rows] = proba[[fitted.models[b] for b in rows]]
     for b, mdl in enumerate(fitted.models):

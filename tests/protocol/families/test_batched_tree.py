@@ -91,3 +91,27 @@ def test_unsupported_parameters_run_the_reference_loop():
     fitted = fam.fit_batch(X, FitTargets(labels=y, n_classes=2))
     assert "batched" not in fitted.extra
     assert fam.predict_batch(fitted, X[0]).shape == (3, 12, 2)
+
+
+def test_stable_argsort_matches_numpy_on_signs_zeros_and_ties():
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=(40, 7, 23)), 1).astype(np.float32)
+    x[0, 0, :6] = [0.0, -0.0, 0.0, -0.0, -1.5, 1.5]  # -0.0 == 0.0: position order
+    x[1, 1, :] = np.float32(-2.25)  # one value repeated
+    x[2, 2, :3] = [np.finfo(np.float32).max, -np.finfo(np.float32).max, -np.float32(1e-40)]
+    np.testing.assert_array_equal(batched_tree._stable_argsort(x),
+                                  np.argsort(x, axis=-1, kind="stable"))
+
+
+def test_missing_values_at_prediction_follow_the_larger_child_as_sklearn():
+    rng = np.random.default_rng(5)
+    y = np.resize([0, 1], 30)
+    X = rng.normal(size=(4, 30, 5)) + y[None, :, None] * 0.5
+    xr = rng.normal(size=(40, 5))
+    xr[rng.random(xr.shape) < 0.3] = np.nan
+    trees = batched_tree.fit(X, y, 2, 3, 0)
+    proba = batched_tree.predict_proba(trees, xr)
+    for b in range(len(X)):
+        if not trees.needs_reference[b]:
+            np.testing.assert_array_equal(
+                proba[b], _sklearn(X[b], y, 2, xr, max_depth=3, random_state=0))
