@@ -22,10 +22,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Literal, Required, TypedDict
 
-import dp_accounting as dpa
-from dp_accounting import pld, rdp
-
 from ..errors import PrivacyError
+from .accountant_library import (
+    dp_event,
+    pld_accountant_class,
+    privacy_accountant,
+    rdp_privacy_accountant,
+)
 from .rdp_estimate import estimate_sigma
 
 AccountantName = Literal["rdp", "pld"]
@@ -46,25 +49,25 @@ logging.getLogger("absl").setLevel(logging.ERROR)
 _MAX_SIGMA = 1e4
 
 
-def _event(spend: Spend) -> dpa.DpEvent:
+def _event(spend: Spend) -> dp_event.DpEvent:
     kind = spend["type"]
     count = int(spend.get("count", 1))
     if kind == "gaussian":
-        inner: dpa.DpEvent = dpa.GaussianDpEvent(float(spend["sigma"]))
+        inner: dp_event.DpEvent = dp_event.GaussianDpEvent(float(spend["sigma"]))
     elif kind == "sampled_gaussian":
-        inner = dpa.PoissonSampledDpEvent(
-            float(spend["q"]), dpa.GaussianDpEvent(float(spend["sigma"]))
+        inner = dp_event.PoissonSampledDpEvent(
+            float(spend["q"]), dp_event.GaussianDpEvent(float(spend["sigma"]))
         )
     else:
         raise ValueError(f"unknown spend type {kind!r}")
-    return inner if count == 1 else dpa.SelfComposedDpEvent(inner, count)
+    return inner if count == 1 else dp_event.SelfComposedDpEvent(inner, count)
 
 
-def _accountant(name: AccountantName) -> dpa.PrivacyAccountant:
+def _accountant(name: AccountantName) -> privacy_accountant.PrivacyAccountant:
     if name == "rdp":
-        return rdp.RdpAccountant()
+        return rdp_privacy_accountant.RdpAccountant()
     if name == "pld":
-        return pld.PLDAccountant(value_discretization_interval=1e-3)
+        return pld_accountant_class()(value_discretization_interval=1e-3)
     raise ValueError(f"unknown accountant {name!r}; use 'rdp' or 'pld'")
 
 
@@ -104,7 +107,7 @@ def _epsilon_of(canonical: tuple[tuple[tuple[SpendType, float | None, float], in
             spend["q"] = q
         events.append(_event(spend))
     acc = _accountant(accountant)
-    acc.compose(dpa.ComposedDpEvent(events))
+    acc.compose(dp_event.ComposedDpEvent(events))
     return float(acc.get_epsilon(delta))
 
 
@@ -255,7 +258,7 @@ def _calibrate(epsilon: float, delta: float, q: float, rounds: int, init_share: 
 
     estimate = None
     if accountant == "rdp":
-        estimate = estimate_sigma(lambda s: dpa.ComposedDpEvent([_event(x) for x in spends(s)]),
+        estimate = estimate_sigma(lambda s: dp_event.ComposedDpEvent([_event(x) for x in spends(s)]),
                                   delta, epsilon)
     sigma = solve_sigma(total, epsilon, estimate)
     return Calibration(

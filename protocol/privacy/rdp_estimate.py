@@ -22,22 +22,23 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-import dp_accounting as dpa
-from dp_accounting import rdp
-from dp_accounting.rdp.rdp_privacy_accountant import DEFAULT_RDP_ORDERS
 from scipy.optimize import brentq
 
-EventOfSigma = Callable[[float], dpa.DpEvent]
+from .accountant_library import dp_event, rdp_privacy_accountant
+
+DEFAULT_RDP_ORDERS = rdp_privacy_accountant.DEFAULT_RDP_ORDERS
+
+EventOfSigma = Callable[[float], dp_event.DpEvent]
 # Every member is one of DEFAULT_RDP_ORDERS (so restricted values equal full ones per order).
 _COARSE_ORDERS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12, 16, 24, 32, 48, 63, 128)
 _WINDOW_HALF_WIDTH = 3
 _MIN_SIGMA, _MAX_SIGMA = 1e-2, 1e4
 
 
-def restricted_epsilon(event: dpa.DpEvent, delta: float,
+def restricted_epsilon(event: dp_event.DpEvent, delta: float,
                        orders: Sequence[float]) -> tuple[float, float]:
     """(ε, optimal order) of ``event`` by dp-accounting's RDP accountant on ``orders``."""
-    acc = rdp.RdpAccountant(orders=list(orders))
+    acc = rdp_privacy_accountant.RdpAccountant(orders=list(orders))
     acc.compose(event)
     eps, order = acc.get_epsilon_and_optimal_order(delta)
     return float(eps), float(order)
