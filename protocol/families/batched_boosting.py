@@ -214,9 +214,10 @@ def _children(samples: np.ndarray, r: np.ndarray, st: np.ndarray, en: np.ndarray
     s_left = np.where(forward, _range_sum(vals, st, mid), _reverse_sub(total, vals, mid, en))
     s_right = total - s_left
     nl, nr = n_left.astype(np.float64), (en - mid).astype(np.float64)
-    imp_l = sq_left / nl - (s_left / nl) ** 2
-    imp_r = (sq_total - sq_left) / nr - (s_right / nr) ** 2
-    improvement = (n / r.shape[1]) * (impurity - (nr / n * imp_r) - (nl / n * imp_l))
+    with np.errstate(divide="ignore", invalid="ignore"):  # sets without a split: unused
+        imp_l = sq_left / nl - (s_left / nl) ** 2
+        imp_r = (sq_total - sq_left) / nr - (s_right / nr) ** 2
+        improvement = (n / r.shape[1]) * (impurity - (nr / n * imp_r) - (nl / n * imp_l))
     return imp_l, imp_r, improvement
 
 
