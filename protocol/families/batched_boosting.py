@@ -73,7 +73,7 @@ def tree_ranks(n_features: int, n_trees: int, n_calls: int, random_state: int) -
 def has_ties(X32: np.ndarray) -> np.ndarray:
     """``(B,)`` whether some feature of a set ``(B, m, d)`` has two values within 1e-7."""
     xs = np.sort(X32, axis=1)
-    return (xs[:, 1:] <= xs[:, :-1] + _FEATURE_THRESHOLD).any(axis=(1, 2))
+    return np.asarray((xs[:, 1:] <= xs[:, :-1] + _FEATURE_THRESHOLD).any(axis=(1, 2)))
 
 
 def _numpy_mean(vals: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ _SUPPORTED = {"n_estimators", "max_depth", "learning_rate", "random_state"}
 
 
 def _int(v: Any, lo: int, hi: int) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and lo <= v <= hi
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(lo <= v <= hi)
 
 
 def supports(params: dict[str, Any], n_rows: int | None = None) -> bool:
