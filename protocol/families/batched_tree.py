@@ -80,7 +80,14 @@ def _xorshift(state: int) -> int:
 def visit_ranks(n_features: int, n_calls: int, random_state: int) -> np.ndarray:
     """``(n_calls, d)``: rank at which scikit-learn's best splitter evaluates each feature in
     its k-th ``node_split`` call, when no feature was found constant (see module doc)."""
-    state = int(np.random.RandomState(random_state).randint(0, _RAND_R_MAX)) or 1
+    return ranks_from_state(n_features, n_calls,
+                            int(np.random.RandomState(random_state).randint(0, _RAND_R_MAX)))
+
+
+def ranks_from_state(n_features: int, n_calls: int, state: int) -> np.ndarray:
+    """:func:`visit_ranks` of a splitter whose xorshift state starts at ``state`` (the draw
+    ``randint(0, 2**31 - 1)`` a tree takes from its ``random_state``; 0 becomes 1)."""
+    state = state or 1
     features = list(range(n_features))
     ranks = np.empty((n_calls, n_features), dtype=np.int64)
     for k in range(n_calls):

@@ -201,10 +201,32 @@ class RandomForestFamily(SklearnClassifier):
 
 
 class GradientBoostingFamily(SklearnClassifier):
-    """``GradientBoostingClassifier(random_state=0)``."""
+    """``GradientBoostingClassifier(random_state=0)``.
+
+    The batched backend (numpy, :mod:`.batched_boosting`) boosts every set's ensemble at
+    once with scikit-learn's trees, seeds and leaf steps: identical predictions. Parameters
+    it does not reproduce (``random_state=None``, ``max_depth=None``, more than 128 rows)
+    run the reference loop.
+    """
 
     name = "gradient_boosting"
     defaults = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "random_state": 0}
+    backends = ("reference", "batched")
+    torch_backends = ()
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        from . import batched_boosting_backend as glue
+
+        if self.backend == "batched" and glue.supports(self.params, np.shape(X)[1]):
+            return glue.fit_gradient_boosting(X, targets, self.params)
+        return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if "boosted" in fitted.extra:
+            from . import batched_boosting_backend
+
+            return batched_boosting_backend.predict_gradient_boosting(fitted, X_real)
+        return super().predict_batch(fitted, X_real)
 
     def make(self) -> Any:
         from sklearn.ensemble import GradientBoostingClassifier
