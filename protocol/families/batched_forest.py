@@ -61,8 +61,8 @@ class ForestBatch:
         ``(B·T, N, K)`` class fractions of every node.
     n_trees:
         T, trees per forest.
-    depth:
-        Largest depth of any leaf: the levels a prediction walks.
+    tree_depth:
+        ``(B·T,)`` largest depth of a leaf in each tree: the levels a prediction walks.
     """
 
     feature: np.ndarray
@@ -71,7 +71,7 @@ class ForestBatch:
     left_heavy: np.ndarray
     value: np.ndarray
     n_trees: int
-    depth: int
+    tree_depth: np.ndarray
 
     @property
     def n_sets(self) -> int:
@@ -124,6 +124,7 @@ class _Grower:
         self.labels = np.asarray(labels, dtype=np.int64)
         self.onehot = np.eye(n_classes, dtype=np.int64)[self.labels]  # (m, K)
         self.table = _score_table(m) if n_classes == 2 else None
+        self.code = (m + 1) + self.labels  # two classes: w · code = w · (m + 1) + w · y
         self.rng = np.tile(tree_seeds(int(random_state), n_trees)[1], B)
         self.features = np.tile(np.arange(d, dtype=np.int64), (N, 1))
         self.constants = np.zeros((N, d), dtype=np.int64)
@@ -138,7 +139,7 @@ class _Grower:
         self.children = np.tile(np.arange(S, dtype=np.int64)[None, :, None], (N, 1, 2))
         self.left_heavy = np.zeros((N, S), dtype=bool)
         self.value = np.zeros((N, S, n_classes))
-        self.depth = 0
+        self.tree_depth = np.zeros(N, dtype=np.int64)
 
     def grow(self) -> ForestBatch:
         """Pop one node per tree until every stack is empty."""
@@ -148,7 +149,7 @@ class _Grower:
                 break
             self.sp[a] -= 1
             node, depth, nconst = self.stack[a, self.sp[a]].T
-            self.depth = max(self.depth, int(depth.max()))
+            self.tree_depth[a] = np.maximum(self.tree_depth[a], depth)
             member = self.row_node[a] == node[:, None]  # (A, m)
             w = np.where(member, self.W[self.tree_of[a]], 0)
             counts = w @ self.onehot  # (A, K) integer class weights
@@ -157,19 +158,24 @@ class _Grower:
             imp = _gini_terms(list(counts.T.astype(np.float64)), wn)[0]
             split = (member.sum(axis=1) >= 2) & (imp > _EPSILON) & (depth < self.max_depth)
             if split.any():
-                self._split(a[split], node[split], depth[split], nconst[split],
-                            member[split], w[split], counts[split], imp[split])
+                w = w[split]
+                self._split(a[split], node[split], depth[split], nconst[split], member[split],
+                            w if self.table is None else w * self.code, counts[split],
+                            imp[split])
         return ForestBatch(self.feature, self.threshold, self.children, self.left_heavy,
-                           self.value, self.T, self.depth)
+                           self.value, self.T, self.tree_depth)
 
     def _split(self, g: np.ndarray, node: np.ndarray, depth: np.ndarray, nconst: np.ndarray,
                member: np.ndarray, w: np.ndarray, counts: np.ndarray, imp: np.ndarray) -> None:
-        """Split nodes ``node`` of trees ``g`` (where a split improves) and push the children."""
-        f, thr, heavy, n_total = self._node_split(g, nconst, member, w, counts)
+        """Split nodes ``node`` of trees ``g`` (where a split improves) and push the children.
+        ``w``: the members' weights, or with two classes their codes (see :meth:`_evaluate`)."""
+        f, thr, n_total = self._node_split(g, nconst, member, w, counts)
         found = np.isfinite(thr)
         go_left = self.XT[self.set_of[g], f, :] <= thr[:, None]  # (A, m)
         left = member & go_left
-        cl = np.where(left, w, 0) @ self.onehot
+        n_left = left.sum(axis=1)
+        heavy = n_left > member.sum(axis=1) - n_left
+        cl = np.where(left, self.W[self.tree_of[g]], 0) @ self.onehot
         found &= self._improvement(counts, cl, imp) + _EPSILON >= 0.0
         if not found.any():
             return
@@ -200,13 +206,13 @@ class _Grower:
 
     def _node_split(self, g: np.ndarray, nconst: np.ndarray, member: np.ndarray,
                     w: np.ndarray, counts: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """scikit-learn's ``node_split_best`` for one node of each tree ``g``: the feature
         draws and constant-feature bookkeeping, and the best split of the drawn features.
 
         Returns
         -------
-        feature, threshold, left_heavy, n_constants:
+        feature, threshold, n_constants:
             ``(A,)`` each; ``threshold`` is ``inf`` where no split was found.
         """
         A, F = len(g), self.features
@@ -214,7 +220,7 @@ class _Grower:
         found_c, drawn_c = np.zeros(A, dtype=np.int64), np.zeros(A, dtype=np.int64)
         known, total, visited = nconst, nconst.copy(), np.zeros(A, dtype=np.int64)
         best, best_f = np.full(A, -np.inf), np.zeros(A, dtype=np.int64)
-        best_thr, best_heavy = np.full(A, np.inf), np.zeros(A, dtype=bool)
+        best_thr = np.full(A, np.inf)
         while True:
             j = np.flatnonzero((f_i > total) & ((visited < self.mf)
                                                 | (visited <= found_c + drawn_c)))
@@ -230,30 +236,31 @@ class _Grower:
             drawn_c[j[was]] += 1
             j, gj, f_j = j[~was], gj[~was], f_j[~was] + found_c[j[~was]]
             feat = F[gj, f_j]
-            const, proxy, thr, heavy = self._evaluate(gj, feat, member[j], w[j], counts[j])
+            const, proxy, thr = self._evaluate(gj, feat, member[j], w[j], counts[j])
             jc = j[const]  # newly found constant
             _swap(F, gj[const], f_j[const], total[jc])
             found_c[jc] += 1
             total[jc] += 1
             keep = ~const
-            j, gj, f_j, feat, proxy, thr, heavy = (
-                v[keep] for v in (j, gj, f_j, feat, proxy, thr, heavy))
+            j, gj, f_j, feat, proxy, thr = (v[keep] for v in (j, gj, f_j, feat, proxy, thr))
             f_i[j] -= 1
             _swap(F, gj, f_i[j], f_j)
             better = proxy > best[j]
             j = j[better]
-            best[j], best_f[j], best_thr[j], best_heavy[j] = (
-                proxy[better], feat[better], thr[better], heavy[better])
+            best[j], best_f[j], best_thr[j] = proxy[better], feat[better], thr[better]
         cols = np.arange(self.d)[None, :]
         F[g] = np.where(cols < known[:, None], self.constants[g], F[g])
         newly = (cols >= known[:, None]) & (cols < total[:, None])
         self.constants[g] = np.where(newly, F[g], self.constants[g])
-        return best_f, np.where(np.isfinite(best), best_thr, np.inf), best_heavy, total
+        return best_f, np.where(np.isfinite(best), best_thr, np.inf), total
 
     def _evaluate(self, g: np.ndarray, feat: np.ndarray, member: np.ndarray, w: np.ndarray,
-                  counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feature ``feat`` in the node of each tree ``g``: whether it is constant there, and
-        its best split's proxy (``-inf`` if none), threshold and ``n_left > n_right``."""
+        its best split's proxy (``-inf`` if none) and threshold.
+
+        With two classes ``w`` holds each member's code ``w · (m + 1) + w · y``: its cumulative
+        sum is the left child's index ``(w_L, count_L of class 1)`` into the score table."""
         m = self.m
         at = (self.set_of[g] * self.d + feat)[:, None] * m + np.arange(m)
         rows = self.order.ravel()[at]  # (E, m) rows in the set's order of feature feat
@@ -265,27 +272,23 @@ class _Grower:
         top = np.where(mem, xv, -_INF32).max(axis=1)
         const = top <= suffix[:, 0] + _FEATURE_THRESHOLD
         valid = mem & (nxt > xv + _FEATURE_THRESHOLD) & (nxt < _INF32)
-        wv = np.take_along_axis(w, rows, axis=1)
-        wl = np.cumsum(wv, axis=1)
-        wn = counts.sum(axis=1)
+        wl = np.cumsum(np.take_along_axis(w, rows, axis=1), axis=1)
         if self.table is not None:
-            c1 = np.cumsum(wv * self.labels[rows], axis=1)
-            right = (wn[:, None] - wl) * (m + 1) + (counts[:, 1:2] - c1)
-            score = -self.table[right] - self.table[wl * (m + 1) + c1]
+            score = -self.table[w.sum(axis=1)[:, None] - wl] - self.table[wl]
         else:
+            wv = np.take_along_axis(w, rows, axis=1)
             cl = [np.cumsum(wv * self.onehot[rows, c], axis=1).astype(np.float64)
                   for c in range(self.k)]
             cr = [counts[:, c:c + 1] - cl[c] for c in range(self.k)]
-            wlf = wl.astype(np.float64)
+            wlf, wn = wl.astype(np.float64), counts.sum(axis=1)[:, None]
             with np.errstate(divide="ignore", invalid="ignore"):
-                score = -_gini_terms(cr, wn[:, None] - wlf)[1] - _gini_terms(cl, wlf)[1]
+                score = -_gini_terms(cr, wn - wlf)[1] - _gini_terms(cl, wlf)[1]
         score = np.where(valid, score, -np.inf)
         pos = score.argmax(axis=1)[:, None]
         proxy = np.take_along_axis(score, pos, axis=1)[:, 0]
         lo = np.take_along_axis(xv, pos, axis=1)[:, 0].astype(np.float64)
         hi = np.take_along_axis(nxt, pos, axis=1)[:, 0].astype(np.float64)
-        n_left = np.take_along_axis(np.cumsum(mem, axis=1), pos, axis=1)[:, 0]
-        return const, proxy, lo / 2.0 + hi / 2.0, n_left > mem.sum(axis=1) - n_left
+        return const, proxy, lo / 2.0 + hi / 2.0
 
 
 def _xorshift(state: np.ndarray) -> np.ndarray:
@@ -307,38 +310,48 @@ def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, n_estimators: int = 1
     return _Grower(X, labels, n_classes, n_estimators, random_state, max_depth).grow()
 
 
-def predict_proba(forest: ForestBatch, X_real: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+def predict_proba(forest: ForestBatch, X_real: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
     """``(B, n, K)`` mean leaf fractions of each forest's trees for real records ``(n, d)``.
 
-    Records walk down ``forest.depth`` levels (a leaf points to itself); trees are summed in
+    Records walk down the trees level by level (a leaf points to itself); trees are summed in
     order and divided by T, as scikit-learn accumulates them. Sets are processed in chunks of
-    about ``chunk`` (tree, record) pairs to bound memory.
+    about ``chunk`` (tree, record) pairs, small enough to stay in cache.
     """
     x = np.asarray(X_real, dtype=np.float32).astype(np.float64)
     n = x.shape[0]
-    T, (N, S), K = forest.n_trees, forest.feature.shape, forest.value.shape[2]
+    T, N, K = forest.n_trees, forest.feature.shape[0], forest.value.shape[2]
     B = N // T
     xt = np.ascontiguousarray(x.T).ravel()  # (d · n,)
     missing = bool(np.isnan(x).any())
-    feature, threshold = forest.feature.ravel(), forest.threshold.ravel()
-    offset = (np.arange(N, dtype=np.int64) * S)[:, None, None]
-    children = (forest.children + offset).ravel()
-    heavy, value = forest.left_heavy.ravel(), forest.value.reshape(N * S, K)
     out = np.zeros((B, n, K))
     step = max(1, chunk // max(T * n, 1))
     r = np.arange(n)[None, :]
     for b0 in range(0, B, step):
-        g = np.arange(b0 * T, min(B, b0 + step) * T)
-        i = np.repeat(g * S, n).reshape(len(g), n)
-        for _ in range(forest.depth):
-            v = xt[feature[i] * n + r]
-            right = v > threshold[i]
+        g = slice(b0 * T, min(B, b0 + step) * T)
+        j, walk = _walk_tables(forest, g, n)
+        for _ in range(int(forest.tree_depth[g].max())):
+            v = xt[walk[0][j] + r]
+            right = v > walk[1][j]
             if missing:
-                right = np.where(np.isnan(v), ~heavy[i], right)
-            i = children[2 * i + right]
-        leaf = value[i].reshape(-1, T, n, K)
+                right = np.where(np.isnan(v), walk[2][j] == 0, right)
+            j = walk[3][j + right]
+        leaf = forest.value[g].reshape(-1, K)[j // 2].reshape(-1, T, n, K)
         acc = out[b0:b0 + len(leaf)]
         for t in range(T):
             acc += leaf[:, t]
     out /= T
     return out
+
+
+def _walk_tables(forest: ForestBatch, g: slice, n: int
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Start positions ``(trees, n)`` and lookup tables of trees ``g``, indexed by twice the
+    node's index in the chunk (each entry stored twice, so that ``j + go_right`` picks a
+    child): column offset ``feature · n``, threshold, left-heavy flag, and twice the child."""
+    n_g, S = forest.feature[g].shape
+    offset = (np.arange(n_g) * S)[:, None]
+    twice = [np.repeat(a.ravel(), 2) for a in (forest.feature[g] * n, forest.threshold[g],
+                                             forest.left_heavy[g].astype(np.int64))]
+    children = (2 * (forest.children[g] + offset[:, :, None])).ravel()
+    start = np.repeat(2 * offset, n, axis=1)
+    return start, (*twice, children)
