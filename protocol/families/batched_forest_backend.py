@@ -1,10 +1,10 @@
 """Glue between ``random_forest``'s batched API and the numpy forest kernel (:mod:`.batched_forest`).
 
 ``random_forest`` with ``backend="batched"`` grows every set's forest at once. The batch keeps
-the reference backend's rules: a set with non-finite values gets the data-free class
-frequencies; every other set's probabilities equal scikit-learn's
-``RandomForestClassifier(n_jobs=1, **params).predict_proba`` (the kernel reproduces its
-seeds, bootstrap samples, feature draws, splits and leaf values).
+the reference backend's rules: a set with non-finite values (or values beyond float32's
+range, which scikit-learn rejects) gets the data-free class frequencies; every other set's
+probabilities equal scikit-learn's ``RandomForestClassifier(n_jobs=1, **params).predict_proba``
+(the kernel reproduces its seeds, bootstrap samples, feature draws, splits and leaf values).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def fit_random_forest(X: np.ndarray, targets: FitTargets, params: dict[str, Any]
     labels = np.asarray(targets.labels, dtype=np.int64)
     k = int(targets.n_classes)
     X = np.asarray(X, dtype=np.float64)
-    ok = np.isfinite(X).reshape(X.shape[0], -1).all(axis=1)
+    with np.errstate(over="ignore"):  # scikit-learn rejects values beyond float32's range too
+        ok = np.isfinite(X.astype(np.float32)).reshape(X.shape[0], -1).all(axis=1)
     models: list[Any] = [None] * X.shape[0]
     fallback: list[np.ndarray | None] = [None if good else class_frequencies(labels, k)
                                          for good in ok]
