@@ -39,7 +39,8 @@ def fit_random_forest(X: np.ndarray, targets: FitTargets, params: dict[str, Any]
     k = int(targets.n_classes)
     X = np.asarray(X, dtype=np.float64)
     with np.errstate(over="ignore"):  # scikit-learn rejects values beyond float32's range too
-        ok = np.isfinite(X.astype(np.float32)).reshape(X.shape[0], -1).all(axis=1)
+        X32 = np.asarray(X, dtype=np.float32)
+    ok = np.asarray(np.isfinite(X32).reshape(X.shape[0], -1).all(axis=1))
     models: list[Any] = [None] * X.shape[0]
     fallback: list[np.ndarray | None] = [None if good else class_frequencies(labels, k)
                                          for good in ok]
