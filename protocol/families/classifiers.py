@@ -189,10 +189,37 @@ class DecisionTreeFamily(SklearnClassifier):
 
 
 class RandomForestFamily(SklearnClassifier):
-    """``RandomForestClassifier(n_estimators=100, random_state=0)``, single-threaded."""
+    """``RandomForestClassifier(n_estimators=100, random_state=0)``, single-threaded.
+
+    The batched backend (numpy, :mod:`.batched_forest`) grows all sets' forests at once with
+    scikit-learn's seeds, bootstrap samples, feature draws, splits and leaf values: identical
+    predictions. Parameters it does not reproduce (``random_state=None``, a non-integer
+    ``n_estimators`` or ``max_depth``) run the reference loop.
+    """
 
     name = "random_forest"
     defaults = {"n_estimators": 100, "random_state": 0, "max_depth": None}
+    backends = ("reference", "batched")
+    torch_backends = ()
+
+    def _batched(self) -> bool:
+        from . import batched_forest_backend
+
+        return self.backend == "batched" and batched_forest_backend.supports(self.params)
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        if self._batched():
+            from . import batched_forest_backend
+
+            return batched_forest_backend.fit_random_forest(X, targets, self.params)
+        return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if "forest" in fitted.extra:
+            from . import batched_forest_backend
+
+            return batched_forest_backend.predict_random_forest(fitted, X_real)
+        return super().predict_batch(fitted, X_real)
 
     def make(self) -> Any:
         from sklearn.ensemble import RandomForestClassifier

@@ -189,8 +189,9 @@ def test_degenerate_survival_sets_fall_back_without_raising(name, backend):
 # lbfgs stops at tol=1e-4 (a few 1e-3 in probability on 20–50 rows), lifelines at
 # precision=1e-7 (~1e-4). The mlp has no library reference: both backends run the same torch
 # code and must agree exactly. The decision tree's batched kernel grows scikit-learn's trees
-# (same splits, ties, thresholds and leaf values): exactly equal predictions; so does the
-# gradient boosting kernel (same trees, seeds and Newton leaf steps).
+# (same splits, ties, thresholds and leaf values): exactly equal predictions; so do the
+# gradient boosting kernel (same trees, seeds and Newton leaf steps) and the random forest's
+# (same seeds, bootstrap samples and per-node feature draws as well).
 CONFORMANCE = {  # name: (reference parameters at exact convergence, bound vs default reference)
     "logistic_regression": ({"tol": 1e-10}, 2e-2),
     "knn": ({}, 1e-4),
@@ -198,6 +199,7 @@ CONFORMANCE = {  # name: (reference parameters at exact convergence, bound vs de
     "cox_ph": ({"precision": 1e-12}, 2e-3),
     "decision_tree": ({}, 0.0),
     "gradient_boosting": ({}, 0.0),
+    "random_forest": ({}, 0.0),
 }
 AGREE = 1e-4
 
