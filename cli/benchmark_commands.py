@@ -38,8 +38,8 @@ def benchmark_command(
     out: Path = typer.Option(..., "--out", help="Output folder (results.csv, report.md, plots/)."),
     quick: bool = typer.Option(False, "--quick", help="Small grid (about 15 min on 2 cores): "
                                "heart_disease + gbsg2, ε ∈ {1, inf}, condensing with the portfolio "
-                               "and logistic_regression, dp_gaussian, MST and AIM (AIM on seed 0 "
-                               "only), 3 seeds, 20 rounds."),
+                               "and logistic_regression, dp_gaussian, MST and AIM, 3 seeds each, "
+                               "20 rounds."),
     datasets: str = typer.Option("", "--datasets", help="Comma-separated bundled datasets "
                                  "(default: the grid's)."),
     epsilons: str = typer.Option("", "--epsilons", help="Comma-separated ε values, 'inf' for "

@@ -53,8 +53,15 @@ def test_a_slow_baseline_can_be_limited_to_some_seeds():
         ("gbsg2", 0), ("heart_disease", 0)]  # ε = 1 only, seed 0 only
     assert sorted({j.seed for j in jobs if j.method == "mst"}) == [0, 1]
     assert "aim seed 0 only" in spec.describe()
-    quick_aim = [j for j in grid_jobs(QUICK) if j.method == "aim"]
-    assert quick_aim and {j.seed for j in quick_aim} == {0}
+
+
+
+def test_quick_grid_runs_every_peer_on_at_least_three_seeds():
+    jobs = grid_jobs(QUICK)
+    for peer in ("mst", "aim", "dp_gaussian"):
+        seeds = {(j.dataset, j.seed) for j in jobs if j.method == peer}
+        assert seeds == {(d, s) for d in QUICK.datasets for s in QUICK.seeds}
+    assert len(QUICK.seeds) >= 3
 
 
 @pytest.mark.parametrize("bad", [dict(datasets=("nope",)), dict(epsilons=(0.0,)),
