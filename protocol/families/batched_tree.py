@@ -327,26 +327,26 @@ def _node_values(node: np.ndarray, onehot: np.ndarray, max_depth: int) -> np.nda
 def predict_proba(trees: TreeBatch, X_real: np.ndarray) -> np.ndarray:
     """``(B, n, K)`` class fractions of the leaf each real record ``(n, d)`` falls in.
 
-    Every internal slot's test is evaluated once for all records (one gather of
-    ``(B, 2^D - 1, n)`` values), then each record walks down its tree in D steps.
+    Records walk down their tree in D steps, each one gather of the slot's feature, threshold
+    and record value per (tree, record); a slot that does not split keeps its records.
     """
-    x = np.asarray(X_real, dtype=np.float32)
+    x = np.asarray(X_real, dtype=np.float32).astype(np.float64)
     B, S = trees.feature.shape
     n = x.shape[0]
-    xv = x[:, np.maximum(trees.feature, 0).ravel()].T.reshape(B, S, n)
-    with np.errstate(invalid="ignore"):
-        go_left = np.where(np.isnan(xv), trees.left_heavy[:, :, None],
-                           xv <= trees.threshold[:, :, None])
-    # a slot that does not split (feature -1) keeps its records: they stop there
-    stays = np.concatenate([trees.feature < 0, np.ones((B, S + 1), dtype=bool)], axis=1)
-    go_left = go_left.ravel()
-    stays = stays.ravel()
-    i = np.zeros((B, n), dtype=np.int64)
-    tree_base = (np.arange(B) * S)[:, None]
+    xt = np.ascontiguousarray(x.T).ravel()  # (d · n,)
+    column = (np.maximum(trees.feature, 0) * n).ravel()
+    threshold = trees.threshold.ravel()
+    stays = (trees.feature < 0).ravel()
+    heavy = trees.left_heavy.ravel()
+    missing = bool(np.isnan(x).any())
+    i = np.zeros((B, n), dtype=np.intp)
+    base = (np.arange(B) * S)[:, None]
     cols = np.arange(n)[None, :]
-    node_base = (np.arange(B) * (2 * S + 1))[:, None]
     for _ in range(trees.depth):
-        stop = np.take(stays, node_base + i)
-        left = np.take(go_left, (tree_base + np.minimum(i, S - 1)) * n + cols)
-        i = np.where(stop, i, 2 * i + 2 - left)
+        at = base + i
+        v = xt[column[at] + cols]
+        right = v > threshold[at]
+        if missing:
+            right = np.where(np.isnan(v), ~heavy[at], right)
+        i = np.where(stays[at], i, 2 * i + 1 + right)
     return trees.value[np.arange(B)[:, None], i]

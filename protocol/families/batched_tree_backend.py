@@ -1,6 +1,8 @@
 """Glue between the tree families' batched API and the numpy CART kernel (:mod:`.batched_tree`).
 
-``decision_tree`` with ``backend="batched"`` grows all sets of a batch at once. The batch
+``decision_tree`` with ``backend="batched"`` grows all sets of a batch at once (sets of at most
+64 rows with the row-mask kernel :mod:`.batched_tree_bits`, larger ones with
+:mod:`.batched_tree`; both grow the same trees). The batch
 keeps the reference backend's rules: a set with non-finite values gets the data-free class
 frequencies; a set the kernel cannot reproduce exactly (a feature constant within a node it
 splits, see :mod:`.batched_tree`) is fitted by scikit-learn itself, so every prediction
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batched_tree
+from . import batched_tree, batched_tree_bits
 from .base import FitTargets, FittedBatch, class_frequencies
 
 
@@ -40,8 +42,8 @@ def fit_decision_tree(X: np.ndarray, targets: FitTargets, params: dict[str, Any]
     trees = None
     exact: dict[int, Any] = {}
     if len(where):
-        trees = batched_tree.fit(X[where], labels, k, params["max_depth"],
-                                 params["random_state"])
+        kernel = batched_tree_bits if X.shape[1] <= batched_tree_bits.MAX_ROWS else batched_tree
+        trees = kernel.fit(X[where], labels, k, params["max_depth"], params["random_state"])
         for j, b in enumerate(where):
             models[b] = j
             if trees.needs_reference[j]:

@@ -153,7 +153,8 @@ class LogisticRegressionFamily(SklearnClassifier):
 class DecisionTreeFamily(SklearnClassifier):
     """``DecisionTreeClassifier(max_depth=4, random_state=0)``.
 
-    The batched backend (numpy, :mod:`.batched_tree`) grows every set's tree at once with
+    The batched backend (numpy: :mod:`.batched_tree_bits` for sets of ≤ 64 rows, else
+    :mod:`.batched_tree`) grows every set's tree at once with
     scikit-learn's splits, tie-breaking and leaf values: identical predictions. Parameters it
     does not reproduce (``max_depth=None``, ``random_state=None``) run the reference loop.
     """
