@@ -160,28 +160,33 @@ def test_condense_and_simulate_warn_about_an_inferred_schema(data, tmp_path):
         assert lines[1].startswith("error:")
 
 
-def _backend_a_family_lacks() -> tuple[str, str] | None:
-    """(classification family, backend) that the registry does not pair (another family has
-    that backend); derived, so it stays right as families gain backends."""
+def _backend_a_family_lacks() -> tuple[str, str, str]:
+    """(task, family, backend) that the registry does not pair (another family of the task
+    has that backend); derived, so it stays right as families gain backends."""
     from fedcondense.protocol.families import FAMILIES, families_for_task
 
-    names = families_for_task("classification")
-    every = {b for n in names for b in FAMILIES[n].backends}
-    return next(((n, b) for n in names for b in sorted(every - set(FAMILIES[n].backends))),
-                None)
+    for task in ("classification", "survival"):
+        names = families_for_task(task)
+        every = {b for n in names for b in FAMILIES[n].backends}
+        for n in names:
+            for b in sorted(every - set(FAMILIES[n].backends)):
+                return task, n, b
+    raise AssertionError("every family has every backend: this test needs another example")
 
 
 @pytest.mark.parametrize("which", ["lacking", "unknown"])
 def test_a_backend_a_family_lacks_is_a_usage_error(data, which):
-    combo = _backend_a_family_lacks() if which == "lacking" else ("decision_tree", "gpu")
-    if combo is None:
-        pytest.skip("every classification family has every backend")
-    family, backend = combo
-    r = run("condense", "heart_disease.csv", "--schema", "heart_disease.schema.json",
-            "--out", "bk", "--quiet", "--models", f"logistic_regression,{family}",
+    task, family, backend = (_backend_a_family_lacks() if which == "lacking"
+                             else ("classification", "decision_tree", "gpu"))
+    name, first = ("heart_disease", "logistic_regression") if task == "classification" \
+        else ("gbsg2", "cox_ph")
+    if not (data / f"{name}.csv").exists():
+        export_dataset(name, data)
+    r = run("condense", f"{name}.csv", "--schema", f"{name}.schema.json",
+            "--out", "bk", "--quiet", "--models", f"{first},{family}",
             "--backend", backend, cwd=data)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --backend"), r.stderr
-    assert "logistic_regression: reference" in lines[0] and f"{family}: " in lines[0]
+    assert f"{first}: reference" in lines[0] and f"{family}: " in lines[0]
     assert "internal error" not in r.stderr and not (data / "bk").exists()
