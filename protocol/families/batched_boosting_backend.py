@@ -50,7 +50,7 @@ def initial_raw(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.log(prior[None] / gmean(prior[None], axis=1)[:, None])[0]
 
 
-def fit_gradient_boosting(X: np.ndarray, targets: FitTargets,
+def fit(X: np.ndarray, targets: FitTargets,
                           params: dict[str, Any]) -> FittedBatch:
     """One boosted ensemble per set of ``X (B, m, d)``."""
     assert targets.labels is not None
@@ -100,8 +100,8 @@ def _probabilities(raw: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=2, keepdims=True)
 
 
-def predict_gradient_boosting(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
-    """``(B, n, K)`` probabilities of a batch from :func:`fit_gradient_boosting`."""
+def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+    """``(B, n, K)`` probabilities of a batch from :func:`fit`."""
     k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
     out = np.zeros((fitted.size, len(X_real), k))

@@ -22,7 +22,7 @@ def _int(value: Any, low: int) -> bool:
         and int(value) >= low
 
 
-def supports(params: dict[str, Any]) -> bool:
+def supports(params: dict[str, Any], n_rows: int | None = None) -> bool:
     """Whether the kernel reproduces ``RandomForestClassifier(**params)``: integer
     ``n_estimators`` ≥ 1 and ``random_state`` ≥ 0, ``max_depth`` None or an integer ≥ 1, and
     no other parameter (anything else runs the reference backend)."""
@@ -32,7 +32,7 @@ def supports(params: dict[str, Any]) -> bool:
             and (depth is None or _int(depth, 1)))
 
 
-def fit_random_forest(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBatch:
+def fit(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBatch:
     """One forest per set of ``X (B, m, d)``."""
     assert targets.labels is not None
     labels = np.asarray(targets.labels, dtype=np.int64)
@@ -56,8 +56,8 @@ def fit_random_forest(X: np.ndarray, targets: FitTargets, params: dict[str, Any]
     return FittedBatch(models, fallback, {"n_classes": k, "forest": forests})
 
 
-def predict_random_forest(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
-    """``(B, n, K)`` probabilities of a batch from :func:`fit_random_forest`."""
+def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+    """``(B, n, K)`` probabilities of a batch from :func:`fit`."""
     k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
     out = np.zeros((fitted.size, len(X_real), k))

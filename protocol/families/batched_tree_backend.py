@@ -20,7 +20,7 @@ from . import batched_tree, batched_tree_bits
 from .base import FitTargets, FittedBatch, class_frequencies
 
 
-def supports(params: dict[str, Any]) -> bool:
+def supports(params: dict[str, Any], n_rows: int | None = None) -> bool:
     """Whether the kernel reproduces ``DecisionTreeClassifier(**params)`` (integer depth
     and seed; anything else runs the reference backend)."""
     depth, seed = params.get("max_depth"), params.get("random_state")
@@ -28,7 +28,7 @@ def supports(params: dict[str, Any]) -> bool:
             and isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0)
 
 
-def fit_decision_tree(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBatch:
+def fit(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBatch:
     """One depth-limited Gini tree per set of ``X (B, m, d)``."""
     assert targets.labels is not None
     labels = np.asarray(targets.labels, dtype=np.int64)
@@ -61,8 +61,8 @@ def _sklearn_tree(x: np.ndarray, labels: np.ndarray, params: dict[str, Any]) -> 
         return DecisionTreeClassifier(**params).fit(x, labels)
 
 
-def predict_decision_tree(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
-    """``(B, n, K)`` probabilities of a batch from :func:`fit_decision_tree`."""
+def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+    """``(B, n, K)`` probabilities of a batch from :func:`fit`."""
     k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
     trees = fitted.extra["batched"]

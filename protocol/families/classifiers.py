@@ -7,8 +7,9 @@ is computed on the training (synthetic) set itself.
 
 from __future__ import annotations
 
+import importlib
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -150,38 +151,49 @@ class LogisticRegressionFamily(SklearnClassifier):
                                   tol=self.params["tol"])
 
 
-class DecisionTreeFamily(SklearnClassifier):
+class KernelClassifier(SklearnClassifier):
+    """A library classifier whose batched backend is a numpy kernel that reproduces it.
+
+    ``glue`` names a module of this package with ``supports(params, n_rows)`` (whether the
+    kernel reproduces these parameters on sets of ``n_rows`` rows), ``fit(X, targets,
+    params)`` and ``predict(fitted, X_real)``. Parameters the kernel does not reproduce run
+    the reference loop, so both backends always give the same predictions.
+    """
+
+    glue: ClassVar[str]
+    backends = ("reference", "batched")
+    torch_backends = ()
+
+    def _glue(self) -> Any:
+        return importlib.import_module(f".{self.glue}", __package__)
+
+    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
+        glue = self._glue()
+        if self.backend == "batched" and glue.supports(self.params, np.shape(X)[1]):
+            fitted: FittedBatch = glue.fit(X, targets, self.params)
+            fitted.extra["kernel"] = True
+            return fitted
+        return super().fit_batch(X, targets, time)
+
+    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
+        if fitted.extra.get("kernel"):
+            return self._glue().predict(fitted, X_real)  # type: ignore[no-any-return]
+        return super().predict_batch(fitted, X_real)
+
+
+class DecisionTreeFamily(KernelClassifier):
     """``DecisionTreeClassifier(max_depth=4, random_state=0)``.
 
     The batched backend (numpy: :mod:`.batched_tree_bits` for sets of ≤ 64 rows, else
-    :mod:`.batched_tree`) grows every set's tree at once with
-    scikit-learn's splits, tie-breaking and leaf values: identical predictions. Parameters it
-    does not reproduce (``max_depth=None``, ``random_state=None``) run the reference loop.
+    :mod:`.batched_tree`; glue :mod:`.batched_tree_backend`) grows every set's tree at once
+    with scikit-learn's splits, tie-breaking and leaf values: identical predictions.
+    Parameters it does not reproduce (``max_depth=None``, ``random_state=None``) run the
+    reference loop.
     """
 
     name = "decision_tree"
     defaults = {"max_depth": 4, "random_state": 0}
-    backends = ("reference", "batched")
-    torch_backends = ()
-
-    def _batched(self) -> bool:
-        from . import batched_tree_backend
-
-        return self.backend == "batched" and batched_tree_backend.supports(self.params)
-
-    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
-        if self._batched():
-            from . import batched_tree_backend
-
-            return batched_tree_backend.fit_decision_tree(X, targets, self.params)
-        return super().fit_batch(X, targets, time)
-
-    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
-        if "batched" in fitted.extra:
-            from . import batched_tree_backend
-
-            return batched_tree_backend.predict_decision_tree(fitted, X_real)
-        return super().predict_batch(fitted, X_real)
+    glue = "batched_tree_backend"
 
     def make(self) -> Any:
         from sklearn.tree import DecisionTreeClassifier
@@ -189,7 +201,7 @@ class DecisionTreeFamily(SklearnClassifier):
         return DecisionTreeClassifier(**self.params)
 
 
-class RandomForestFamily(SklearnClassifier):
+class RandomForestFamily(KernelClassifier):
     """``RandomForestClassifier(n_estimators=100, random_state=0)``, single-threaded.
 
     The batched backend (numpy, :mod:`.batched_forest`) grows all sets' forests at once with
@@ -200,27 +212,7 @@ class RandomForestFamily(SklearnClassifier):
 
     name = "random_forest"
     defaults = {"n_estimators": 100, "random_state": 0, "max_depth": None}
-    backends = ("reference", "batched")
-    torch_backends = ()
-
-    def _batched(self) -> bool:
-        from . import batched_forest_backend
-
-        return self.backend == "batched" and batched_forest_backend.supports(self.params)
-
-    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
-        if self._batched():
-            from . import batched_forest_backend
-
-            return batched_forest_backend.fit_random_forest(X, targets, self.params)
-        return super().fit_batch(X, targets, time)
-
-    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
-        if "forest" in fitted.extra:
-            from . import batched_forest_backend
-
-            return batched_forest_backend.predict_random_forest(fitted, X_real)
-        return super().predict_batch(fitted, X_real)
+    glue = "batched_forest_backend"
 
     def make(self) -> Any:
         from sklearn.ensemble import RandomForestClassifier
@@ -228,7 +220,7 @@ class RandomForestFamily(SklearnClassifier):
         return RandomForestClassifier(n_jobs=1, **self.params)
 
 
-class GradientBoostingFamily(SklearnClassifier):
+class GradientBoostingFamily(KernelClassifier):
     """``GradientBoostingClassifier(random_state=0)``.
 
     The batched backend (numpy, :mod:`.batched_boosting`) boosts every set's ensemble at
@@ -239,22 +231,7 @@ class GradientBoostingFamily(SklearnClassifier):
 
     name = "gradient_boosting"
     defaults = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "random_state": 0}
-    backends = ("reference", "batched")
-    torch_backends = ()
-
-    def fit_batch(self, X: np.ndarray, targets: FitTargets, time: np.ndarray | None = None) -> FittedBatch:
-        from . import batched_boosting_backend as glue
-
-        if self.backend == "batched" and glue.supports(self.params, np.shape(X)[1]):
-            return glue.fit_gradient_boosting(X, targets, self.params)
-        return super().fit_batch(X, targets, time)
-
-    def predict_batch(self, fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
-        if "boosted" in fitted.extra:
-            from . import batched_boosting_backend
-
-            return batched_boosting_backend.predict_gradient_boosting(fitted, X_real)
-        return super().predict_batch(fitted, X_real)
+    glue = "batched_boosting_backend"
 
     def make(self) -> Any:
         from sklearn.ensemble import GradientBoostingClassifier
