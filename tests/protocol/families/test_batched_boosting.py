@@ -8,6 +8,7 @@ tied values (rounded tables, a binary feature) are fitted by scikit-learn itself
 
 import numpy as np
 import pytest
+from kernel_tables import breast_cancer_sets
 from sklearn.ensemble import GradientBoostingClassifier
 
 from fedcondense.protocol.families import batched_boosting, create_family
@@ -107,19 +108,10 @@ def test_leaf_means_sum_as_numpy_does():
 
 @pytest.mark.parametrize("rounded", [False, True])
 def test_family_batched_equals_reference_on_a_real_table(rounded):
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    rng = np.random.default_rng(1)
-    X, y = data.data, data.target
-    rows = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in (0, 1)])
-    base = (X[rows] - X.mean(0)) / X.std(0)
-    sets = base[None] + 0.3 * rng.normal(size=(8, *base.shape))
+    sets, targets, xr = breast_cancer_sets(8, 0.3)
     if rounded:  # tied values: those sets go to scikit-learn itself
         sets[:4] = np.round(sets[:4])
     sets[3, 0, 0] = np.nan  # a degenerate set: class frequencies, as the reference
-    targets = FitTargets(labels=y[rows], n_classes=2)
-    xr = (X - X.mean(0)) / X.std(0)
     ref = create_family("gradient_boosting", backend="reference")
     bat = create_family("gradient_boosting")  # auto → batched
     assert bat.backend == "batched"

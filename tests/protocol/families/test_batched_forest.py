@@ -9,6 +9,7 @@ nodes, the cases where the feature draws depend on the data.
 
 import numpy as np
 import pytest
+from kernel_tables import breast_cancer_sets
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.ensemble._forest import _generate_sample_indices
 
@@ -63,21 +64,11 @@ def test_kernel_equals_sklearn_forest_for_forest(seed):
 
 @pytest.mark.parametrize("rounded", [False, True])
 def test_family_batched_equals_reference_on_a_real_table(rounded):
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    rng = np.random.default_rng(1)
-    X, y = data.data, data.target
-    rows = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in (0, 1)])
-    base = (X[rows] - X.mean(0)) / X.std(0)
-    u = rng.normal(size=(6, *base.shape))
-    sets = np.concatenate([base + 0.1 * u, base - 0.1 * u])  # ± perturbed copies
+    sets, targets, xr = breast_cancer_sets(12, 0.1, paired=True)  # ± perturbed copies
     if rounded:
         sets = np.round(sets)
     sets[3, 0, 0] = np.nan  # degenerate sets: class frequencies, as the reference
     sets[5, 1, 2] = 1e39  # finite, but infinite in float32: scikit-learn rejects it
-    targets = FitTargets(labels=y[rows], n_classes=2)
-    xr = (X - X.mean(0)) / X.std(0)
     ref = create_family("random_forest", backend="reference")
     bat = create_family("random_forest")  # auto → batched
     assert bat.backend == "batched" and not bat.uses_torch
@@ -85,7 +76,7 @@ def test_family_batched_equals_reference_on_a_real_table(rounded):
     assert fitted.n_degenerate == 2
     p = bat.predict_batch(fitted, xr)
     np.testing.assert_array_equal(p, ref.predict_batch(ref.fit_batch(sets, targets), xr))
-    assert np.allclose(p[[3, 5]], class_frequencies(y[rows], 2))
+    assert np.allclose(p[[3, 5]], class_frequencies(targets.labels, 2))
 
 
 def test_single_class_labels_and_absent_classes():

@@ -7,6 +7,7 @@ feature order), so predictions are compared for exact equality, not within a tol
 
 import numpy as np
 import pytest
+from kernel_tables import breast_cancer_sets
 from sklearn.tree import DecisionTreeClassifier
 
 from fedcondense.protocol.families import batched_tree, batched_tree_bits, create_family
@@ -66,19 +67,10 @@ def test_visit_order_is_a_permutation_per_call():
 
 @pytest.mark.parametrize("rounded", [False, True])
 def test_family_batched_equals_reference_on_a_real_table(rounded):
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    rng = np.random.default_rng(1)
-    X, y = data.data, data.target
-    rows = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in (0, 1)])
-    base = (X[rows] - X.mean(0)) / X.std(0)
-    sets = base[None] + 0.3 * rng.normal(size=(32, *base.shape))
+    sets, targets, xr = breast_cancer_sets(32, 0.3)
     if rounded:  # constant features inside nodes: those sets go to scikit-learn itself
         sets = np.round(sets)
     sets[3, 0, 0] = np.nan  # a degenerate set: class frequencies, as the reference
-    targets = FitTargets(labels=y[rows], n_classes=2)
-    xr = (X - X.mean(0)) / X.std(0)
     ref = create_family("decision_tree", backend="reference")
     bat = create_family("decision_tree")  # auto → batched
     assert bat.backend == "batched"
