@@ -253,3 +253,34 @@ def single_threaded() -> Iterator[None]:
         _POOLS[0], _POOLS[1] = ThreadpoolController(), len(sys.modules)
     with _POOLS[0].limit(limits=1):
         yield
+
+
+def kernel_predictions(fitted: FittedBatch, proba: np.ndarray | None, n: int,
+                       k: int) -> np.ndarray:
+    """``(B, n, k)`` predictions of a batch fitted by a numpy kernel: for every set it fitted,
+    row ``models[b]`` of the kernel's ``proba`` (``None`` when it fitted none); for every
+    degenerate set, its data-free fallback row."""
+    if proba is not None and len(proba) == fitted.size \
+            and all(m == b for b, m in enumerate(fitted.models)):
+        return proba  # every set grown by the kernel, in order
+    out = np.zeros((fitted.size, n, k))
+    if proba is not None:
+        rows = [b for b, m in enumerate(fitted.models) if m is not None]
+        out[rows] = proba[[fitted.models[b] for b in rows]]
+    for b, m in enumerate(fitted.models):
+        if m is None:
+            out[b] = fitted.fallback[b]
+    return out
+
+
+def library_predictions(proba: np.ndarray, exact: dict[int, Any], X_real: np.ndarray) -> None:
+    """Overwrite, in place, the rows of ``proba`` of the sets a kernel left to the library
+    estimator (``exact[j]``, fitted) with that estimator's ``predict_proba`` in the schema's
+    class columns."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for j, est in exact.items():
+            proba[j] = 0.0
+            proba[j][:, np.asarray(est.classes_, dtype=np.int64)] = est.predict_proba(X_real)

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from . import batched_boosting
-from .base import FitTargets, FittedBatch, class_frequencies, single_threaded
+from .base import (
+    FitTargets,
+    FittedBatch,
+    class_frequencies,
+    kernel_predictions,
+    library_predictions,
+    single_threaded,
+)
 
 _SUPPORTED = {"n_estimators", "max_depth", "learning_rate", "random_state"}
 
@@ -104,21 +111,11 @@ def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
     """``(B, n, K)`` probabilities of a batch from :func:`fit`."""
     k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
-    out = np.zeros((fitted.size, len(X_real), k))
     batch = fitted.extra["boosted"]
+    proba = None
     if batch is not None:
-        classes = fitted.extra["classes"]
         proba = np.zeros((batch.feature.shape[0], len(X_real), k))
-        proba[:, :, classes] = _probabilities(batched_boosting.predict_raw(batch, X_real))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for j, est in fitted.extra["exact"].items():
-                proba[j] = 0.0
-                proba[j][:, np.asarray(est.classes_, dtype=np.int64)] = \
-                    est.predict_proba(X_real)
-        rows = [b for b, mdl in enumerate(fitted.models) if mdl is not None]
-        out[rows] = proba[[fitted.models[b] for b in rows]]
-    for b, mdl in enumerate(fitted.models):
-        if mdl is None:
-            out[b] = fitted.fallback[b]
-    return out
+        proba[:, :, fitted.extra["classes"]] = _probabilities(
+            batched_boosting.predict_raw(batch, X_real))
+        library_predictions(proba, fitted.extra["exact"], X_real)
+    return kernel_predictions(fitted, proba, len(X_real), k)

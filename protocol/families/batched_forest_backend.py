@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import batched_forest
-from .base import FitTargets, FittedBatch, class_frequencies
+from .base import FitTargets, FittedBatch, class_frequencies, kernel_predictions
 
 
 def _int(value: Any, low: int) -> bool:
@@ -58,15 +58,7 @@ def fit(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBat
 
 def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
     """``(B, n, K)`` probabilities of a batch from :func:`fit`."""
-    k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
-    out = np.zeros((fitted.size, len(X_real), k))
     forests = fitted.extra["forest"]
-    if forests is not None:
-        rows = [b for b, mdl in enumerate(fitted.models) if mdl is not None]
-        out[rows] = batched_forest.predict_proba(forests, X_real)[
-            [fitted.models[b] for b in rows]]
-    for b, mdl in enumerate(fitted.models):
-        if mdl is None:
-            out[b] = fitted.fallback[b]
-    return out
+    proba = None if forests is None else batched_forest.predict_proba(forests, X_real)
+    return kernel_predictions(fitted, proba, len(X_real), int(fitted.extra["n_classes"]))

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from . import batched_tree, batched_tree_bits
-from .base import FitTargets, FittedBatch, class_frequencies
+from .base import (
+    FitTargets,
+    FittedBatch,
+    class_frequencies,
+    kernel_predictions,
+    library_predictions,
+)
 
 
 def supports(params: dict[str, Any], n_rows: int | None = None) -> bool:
@@ -63,22 +69,10 @@ def _sklearn_tree(x: np.ndarray, labels: np.ndarray, params: dict[str, Any]) -> 
 
 def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
     """``(B, n, K)`` probabilities of a batch from :func:`fit`."""
-    k = int(fitted.extra["n_classes"])
     X_real = np.asarray(X_real, dtype=np.float64)
     trees = fitted.extra["batched"]
     proba = None
     if trees is not None:
         proba = batched_tree.predict_proba(trees, X_real)
-        for j, est in fitted.extra["exact"].items():
-            proba[j] = 0.0
-            proba[j][:, np.asarray(est.classes_, dtype=np.int64)] = est.predict_proba(X_real)
-        if len(proba) == fitted.size:  # every set was grown by the kernel, in order
-            return proba
-    out = np.zeros((fitted.size, len(X_real), k))
-    if proba is not None:
-        rows = [b for b, mdl in enumerate(fitted.models) if mdl is not None]
-        out[rows] = proba[[fitted.models[b] for b in rows]]
-    for b, mdl in enumerate(fitted.models):
-        if mdl is None:
-            out[b] = fitted.fallback[b]
-    return out
+        library_predictions(proba, fitted.extra["exact"], X_real)
+    return kernel_predictions(fitted, proba, len(X_real), int(fitted.extra["n_classes"]))
