@@ -209,9 +209,9 @@ def test_cuda_matches_cpu():
 def test_benchmark_script_runs():
     from fedcondense.simulations.benchmarks.bench_backends import main
 
-    out = main(["--directions", "3", "--repeats", "1", "--skip-condense", "--skip-simulate",
-                "--skip-cli", "--families", "logistic_regression,cox_ph,mlp,decision_tree",
-                "--device", "cpu"])
+    out = main(["--directions", "3", "--repeats", "1", "--warm-up", "0", "--skip-condense",
+                "--skip-simulate", "--skip-cli", "--families",
+                "logistic_regression,cox_ph,mlp,decision_tree", "--device", "cpu"])
     rows = out["fits"]
     assert [r["family"] for r in rows] == ["logistic_regression", "cox_ph", "mlp", "decision_tree"]
     assert [r["dataset"] for r in rows] == ["breast_cancer", "gbsg2", "breast_cancer",
