@@ -30,9 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched_tree import _FEATURE_THRESHOLD, _RAND_R_MAX, preorder_slots, ranks_from_state
-
-_EPSILON = np.finfo(np.float64).eps
+from .batched_tree import (
+    _EPSILON,
+    _FEATURE_THRESHOLD,
+    _RAND_R_MAX,
+    preorder_slots,
+    ranks_from_state,
+)
 
 
 @dataclass

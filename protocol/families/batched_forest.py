@@ -34,12 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batched_tree import _gini_terms, _score_table
+from .batched_tree import _EPSILON, _FEATURE_THRESHOLD, _RAND_R_MAX, _gini_terms, _score_table
 
-_RAND_R_MAX = 2147483647
 _MAX_INT = np.iinfo(np.int32).max
-_FEATURE_THRESHOLD = np.float32(1e-7)
-_EPSILON = np.finfo(np.float64).eps
 _INF32 = np.float32(np.inf)
 
 

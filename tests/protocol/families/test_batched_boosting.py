@@ -122,17 +122,6 @@ def test_family_batched_equals_reference_on_a_real_table(rounded):
                                   ref.predict_batch(ref.fit_batch(sets, targets), xr))
 
 
-def test_unsupported_parameters_run_the_reference_loop():
-    fam = create_family("gradient_boosting", backend="batched", random_state=None,
-                        n_estimators=5)
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(3, 12, 4))
-    y = np.resize([0, 1], 12)
-    fitted = fam.fit_batch(X, FitTargets(labels=y, n_classes=2))
-    assert "boosted" not in fitted.extra
-    assert fam.predict_batch(fitted, X[0]).shape == (3, 12, 2)
-
-
 def test_missing_class_and_single_class_match_the_reference():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(3, 12, 4))

@@ -88,15 +88,6 @@ def test_single_class_labels_and_absent_classes():
     assert np.all(p[..., 2] == 1.0) and p.sum() == p[..., 2].sum()
 
 
-def test_unsupported_parameters_run_the_reference_loop():
-    fam = create_family("random_forest", backend="batched", n_estimators=3, random_state=None)
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(2, 12, 4))
-    fitted = fam.fit_batch(X, FitTargets(labels=np.resize([0, 1], 12), n_classes=2))
-    assert "forest" not in fitted.extra and fitted.n_degenerate == 0
-    assert fam.predict_batch(fitted, X[0]).shape == (2, 12, 2)
-
-
 def test_supported_parameters():
     ok = batched_forest_backend.supports
     assert ok({"n_estimators": 100, "random_state": 0, "max_depth": None})

@@ -11,7 +11,6 @@ from kernel_tables import breast_cancer_sets
 from sklearn.tree import DecisionTreeClassifier
 
 from fedcondense.protocol.families import batched_tree, batched_tree_bits, create_family
-from fedcondense.protocol.families.base import FitTargets
 
 
 def _sklearn(x, y, k, xr, **params):
@@ -78,16 +77,6 @@ def test_family_batched_equals_reference_on_a_real_table(rounded):
     assert fitted.n_degenerate == 1
     np.testing.assert_array_equal(bat.predict_batch(fitted, xr),
                                   ref.predict_batch(ref.fit_batch(sets, targets), xr))
-
-
-def test_unsupported_parameters_run_the_reference_loop():
-    fam = create_family("decision_tree", backend="batched", max_depth=None)
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(3, 12, 4))
-    y = np.resize([0, 1], 12)
-    fitted = fam.fit_batch(X, FitTargets(labels=y, n_classes=2))
-    assert "batched" not in fitted.extra
-    assert fam.predict_batch(fitted, X[0]).shape == (3, 12, 2)
 
 
 def test_stable_argsort_matches_numpy_on_signs_zeros_and_ties():

@@ -289,3 +289,17 @@ def test_cuda_matches_cpu_through_the_families(name):  # numpy kernels run on th
     p = cpu.predict_batch(cpu.fit_batch(X, *args), xr)
     q = gpu.predict_batch(gpu.fit_batch(X, *args), xr)
     assert np.abs(p - q).max() < (1e-4 if name == "mlp" else 1e-9)  # mlp trains in float32
+
+
+@pytest.mark.parametrize("name, params", [
+    ("decision_tree", {"max_depth": None}),
+    ("random_forest", {"n_estimators": 3, "random_state": None}),
+    ("gradient_boosting", {"n_estimators": 5, "random_state": None}),
+])
+def test_parameters_a_kernel_does_not_reproduce_run_the_reference_loop(name, params):
+    fam = create_family(name, backend="batched", **params)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 12, 4))
+    fitted = fam.fit_batch(X, FitTargets(labels=np.resize([0, 1], 12), n_classes=2))
+    assert "kernel" not in fitted.extra and fitted.n_degenerate == 0
+    assert fam.predict_batch(fitted, X[0]).shape == (3, 12, 2)
