@@ -116,6 +116,8 @@ def test_report_is_derived_from_the_csv(results):
     assert "| condensed (portfolio), ε=1 | 0.820 ± 0.028 | 0.620 ± 0.028 |" in report
     assert "mst: not installed" in report
     assert "No private release contains an exact copy" in report
+    assert "| lr | 1 | 0.900 | – | 0.820 ± 0.028 | 0.700 ± 0.000 | – | – | **condensed** |" in report
+    assert "1/2 families (target 75 % of cells) — **not met**" in report
     assert "| full_real | 1.000 [0.950, 1.050] |" in report
     m = transfer_matrix(load_results(path), "1")
     assert m.loc["lr", "lr"] == pytest.approx(0.84) and m.loc["lr", "dt"] == pytest.approx(0.52)
