@@ -5,8 +5,10 @@ random_state=R)`` (log loss, ``subsample=1``, ``max_features=None``, prior init,
 weights) on each of B training sets ``(m, d)`` sharing one label vector, bit for bit:
 
 * stage t fits one regression tree on the negative gradient (``K`` trees, one per class, on
-  softmax residuals for K > 2 classes); tree ``(t, k)`` takes its splitter seed from the
-  ensemble's shared ``RandomState(R)`` stream, in that order (:func:`tree_ranks`);
+  softmax residuals for K > 2 classes), computed for all sets by scikit-learn's own loss
+  (:func:`_negative_gradient`; numpy's SIMD ``exp`` is not the C library's on every CPU);
+  tree ``(t, k)`` takes its splitter seed from the ensemble's shared ``RandomState(R)``
+  stream, in that order (:func:`tree_ranks`);
 * each tree is scikit-learn's squared-error CART: the split maximising the proxy
   ``sL²/nL + sR²/nR``, with ``sL`` summed one row at a time in the order of the feature and
   ``sR = total - sL``, the node's total summed in the order of the splitter's sample array
@@ -294,20 +296,23 @@ def _leaf_values(leaf: np.ndarray, neg_g: np.ndarray, y: np.ndarray, n_classes: 
 
 
 def _negative_gradient(raw: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """``(B, m, K')`` negative gradient of the half binomial / multinomial loss, with
-    scikit-learn's formulas (``_loss.pyx``)."""
+    """``(B, m, K')`` negative gradient of the half binomial / multinomial loss, computed by
+    scikit-learn's own loss (``_loss.pyx``) on the ``B·m`` rows at once.
+
+    Not with ``np.exp``: numpy's SIMD exp (AVX-512 builds of its loops, chosen at run time
+    by the CPU) can differ in the last bit from the C library's ``exp`` that scikit-learn's
+    Cython loss calls, and one ulp in a residual can change a split."""
+    from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
+
+    B, m, K1 = raw.shape
+    y = np.tile(labels.astype(np.float64), B)
     if n_classes == 2:
-        y = labels.astype(np.float64)[None, :]
-        z = raw[:, :, 0]
-        with np.errstate(over="ignore"):
-            e = np.exp(np.where(z > -37, -z, z))
-        grad = np.where(z > -37, ((1 - y) - y * e) / (1 + e), e - y)
-        return -grad[:, :, None]
-    p = np.exp(raw - raw.max(axis=2, keepdims=True))
-    s = p[:, :, 0].copy()
-    for k in range(1, n_classes):
-        s = s + p[:, :, k]
-    return -(p / s[:, :, None] - (labels[None, :, None] == np.arange(n_classes)))
+        grad = HalfBinomialLoss().gradient(
+            y_true=y, raw_prediction=np.ascontiguousarray(raw[:, :, 0]).reshape(B * m))
+    else:
+        grad = HalfMultinomialLoss(n_classes=n_classes).gradient(
+            y_true=y, raw_prediction=np.ascontiguousarray(raw).reshape(B * m, K1))
+    return -np.asarray(grad).reshape(B, m, K1)
 
 
 def fit(X: np.ndarray, labels: np.ndarray, n_classes: int, init: np.ndarray,

@@ -97,14 +97,16 @@ def _sklearn_boosting(x: np.ndarray, labels: np.ndarray, params: dict[str, Any])
 
 
 def _probabilities(raw: np.ndarray) -> np.ndarray:
-    """Class probabilities of raw predictions ``(B, n, K')`` (expit, or softmax)."""
+    """Class probabilities of raw predictions ``(B, n, K')`` (expit, or scikit-learn's own
+    softmax on C-contiguous rows, so that numpy's exp takes the same loop as there)."""
     from scipy.special import expit
+    from sklearn.utils.extmath import softmax
 
     if raw.shape[2] == 1:
         p1 = expit(raw[:, :, 0])
         return np.stack([1.0 - p1, p1], axis=2)
-    e = np.exp(raw - raw.max(axis=2, keepdims=True))
-    return e / e.sum(axis=2, keepdims=True)
+    B, n, K = raw.shape
+    return softmax(np.array(raw, dtype=np.float64, order="C").reshape(B * n, K)).reshape(B, n, K)
 
 
 def predict(fitted: FittedBatch, X_real: np.ndarray) -> np.ndarray:
