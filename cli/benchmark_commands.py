@@ -26,6 +26,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def dataset_names(text: str) -> tuple[str, ...]:
+    """``--datasets``: comma-separated names, or ``all`` for every bundled dataset."""
+    from ..simulations.evaluation.datasets import DATASETS
+
+    return tuple(DATASETS) if text.strip() == "all" else _names(text)
+
+
 @app.command("benchmark", help="Benchmark condensation against the full data, random real "
              "subsets and DP synthetic-data generators (built-in dp_gaussian; MST and AIM from "
              "smartnoise-synth when installed, here or in the .venv-baselines/ that "
@@ -39,9 +46,9 @@ def benchmark_command(
     quick: bool = typer.Option(False, "--quick", help="Small grid (about 15 min on 2 cores): "
                                "heart_disease + gbsg2, ε ∈ {1, inf}, condensing with the portfolio "
                                "and logistic_regression, dp_gaussian, MST and AIM, 3 seeds each, "
-                               "20 rounds."),
+                               "the condenser's default rounds."),
     datasets: str = typer.Option("", "--datasets", help="Comma-separated bundled datasets "
-                                 "(default: the grid's)."),
+                                 "or 'all' (default: the grid's)."),
     epsilons: str = typer.Option("", "--epsilons", help="Comma-separated ε values, 'inf' for "
                                  "non-private (default: 0.5,1,2,8,inf)."),
     families: str = typer.Option("", "--families", help="Condensing families, 'portfolio' for "
@@ -50,7 +57,7 @@ def benchmark_command(
     baselines: str = typer.Option("", "--baselines", help="Comma-separated among dp_gaussian, "
                                   "mst, aim; 'none' for none (default: the grid's)."),
     rounds: int | None = typer.Option(None, "--rounds", help="Condensation rounds (default: the "
-                               "condenser's default; --quick uses 20)."),
+                               "condenser's default)."),
     eval_models: str = typer.Option("", "--eval-models", help="Families to evaluate every "
                                     "release with (default: every family of the task)."),
     baselines_python: str = typer.Option("", "--baselines-python", help="Python interpreter "
@@ -84,7 +91,7 @@ def benchmark_command(
         return
     spec = QUICK if quick else FULL
     if datasets:
-        spec = replace(spec, datasets=_names(datasets))
+        spec = replace(spec, datasets=dataset_names(datasets))
     if epsilons:
         spec = replace(spec, epsilons=_floats(epsilons, "--epsilons"))
     if families:

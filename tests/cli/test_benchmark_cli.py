@@ -93,6 +93,14 @@ def test_second_call_appends_nothing_and_an_interrupted_run_resumes(bench):
     assert redone and all(ln.split(",")[:6] == last for ln in redone)
 
 
+def test_all_datasets_means_every_bundled_dataset():
+    from fedcondense.cli.benchmark_commands import dataset_names
+    from fedcondense.simulations.evaluation.datasets import DATASETS
+
+    assert dataset_names("all") == tuple(DATASETS) and len(DATASETS) >= 7
+    assert dataset_names("gbsg2, heart_disease") == ("gbsg2", "heart_disease")
+
+
 def test_bad_grid_is_refused_in_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "b"
     r = run("benchmark", "--out", str(out), "--datasets", "nope")

@@ -62,6 +62,7 @@ def test_quick_grid_runs_every_peer_on_at_least_three_seeds():
         seeds = {(j.dataset, j.seed) for j in jobs if j.method == peer}
         assert seeds == {(d, s) for d in QUICK.datasets for s in QUICK.seeds}
     assert len(QUICK.seeds) >= 3
+    assert QUICK.rounds is None  # the release a user gets: the condenser's default rounds
 
 
 @pytest.mark.parametrize("bad", [dict(datasets=("nope",)), dict(epsilons=(0.0,)),
