@@ -88,6 +88,7 @@ def benchmark_command(
         if not (out / "results.csv").exists():
             raise FedcondenseError(f"{out / 'results.csv'}: not found; run the benchmark first.")
         typer.echo(f"wrote {write_report(out)}")
+        _echo_targets(out)
         return
     spec = QUICK if quick else FULL
     if datasets:
@@ -134,3 +135,15 @@ def benchmark_command(
     add_seconds(out, time.perf_counter() - t0)
     typer.echo(f"wrote {out / 'results.csv'}")
     typer.echo(f"wrote {write_report(out)}")
+    _echo_targets(out)
+
+
+def _echo_targets(out: Path) -> None:
+    """The utility targets at ε = 1, table by table (as in report.md)."""
+    from ..simulations.benchmarks.benchmark_report import target_lines
+
+    lines = target_lines(out)
+    if lines:
+        typer.echo("targets at ε = 1:")
+        for line in lines:
+            typer.echo(line.replace("**", ""))

@@ -148,6 +148,13 @@ def subgroup_table(sub: pd.DataFrame, dataset: str) -> list[str]:
              "class left out)", ""] + _md(["release"] + cols, rows))
 
 
+def target_lines(out: Path) -> list[str]:
+    """The report's "Targets at ε = 1" lines, for the console."""
+    df = load_results(out)
+    verdict = cells(df[df.status == "ok"])
+    return targets(verdict) if len(verdict) else []
+
+
 def write_report(out: Path) -> Path:
     """Write ``report.md`` and the plots; return the report's path."""
     df = load_results(out)

@@ -57,6 +57,9 @@ def test_tiny_grid_writes_csv_report_and_plots(bench):
             assert r["exact_copies"] == "0"
     full = [r for r in got if r["method"] == "full_real"]
     assert int(full[0]["exact_copies"]) == int(full[0]["release_rows"]) > 0
+    # the console ends with the targets at ε = 1, table by table, as in the report
+    assert "targets at ε = 1:" in first.stdout
+    assert "- heart_disease (small, 207 training rows), ε=1, 1 seeds:" in first.stdout
     report = (out / "report.md").read_text()
     assert "## heart_disease" in report and "Cross-model transfer" in report
     assert "Privacy audit" in report and "dp_gaussian" in report
