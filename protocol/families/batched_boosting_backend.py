@@ -57,8 +57,7 @@ def initial_raw(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.log(prior[None] / gmean(prior[None], axis=1)[:, None])[0]
 
 
-def fit(X: np.ndarray, targets: FitTargets,
-                          params: dict[str, Any]) -> FittedBatch:
+def fit(X: np.ndarray, targets: FitTargets, params: dict[str, Any]) -> FittedBatch:
     """One boosted ensemble per set of ``X (B, m, d)``."""
     assert targets.labels is not None
     labels = np.asarray(targets.labels, dtype=np.int64)
