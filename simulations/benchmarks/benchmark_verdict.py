@@ -74,8 +74,8 @@ def _fmt(mean: float, sd: float) -> str:
     return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
-def side_by_side(c: pd.DataFrame, dataset: str) -> list[str]:
-    """Markdown rows for one dataset: every release kind per (family, ε), and the winner."""
+def side_by_side(c: pd.DataFrame, dataset: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows for one dataset: every release kind per (family, ε), and the winner."""
     rows = []
     for r in c[c.dataset == dataset].itertuples():
         rec = r._asdict()
@@ -88,8 +88,16 @@ def side_by_side(c: pd.DataFrame, dataset: str) -> list[str]:
         rows.append([str(rec["family"]), str(rec["epsilon"])] + cellv + [winner])
     header = ["family", "ε", "full", "random subset", "condensed", *BASELINE_METHODS,
               "best DP release"]
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return out + ["| " + " | ".join(x) + " |" for x in rows] + [""]
+    return header, rows
+
+
+def targets_rule() -> str:
+    """The targets :func:`targets` checks, in words (from the module's constants)."""
+    return (f"Large tables (≥ {LARGE_TRAINING_ROWS:,} training rows, i.e. ≥ 2,000 rows before "
+            f"the 70/30 split): condensed ≥ every DP peer in every family, ≥ "
+            f"{100 * SHARE_TARGET:.0f} % of the full-data score on average, seed sd ≤ "
+            f"{SD_TARGET}. Small tables: condensed ≥ the best DP peer in ≥ "
+            f"{100 * SMALL_WIN_SHARE:.0f} % of cells.")
 
 
 def targets(c: pd.DataFrame, epsilon: str = "1") -> list[str]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fedcondense.simulations.benchmarks.benchmark_verdict import cells, side_by_side, targets
+from fedcondense.simulations.benchmarks.benchmark_verdict import (
+    cells,
+    side_by_side,
+    targets,
+    targets_rule,
+)
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
@@ -35,10 +40,19 @@ def test_each_cell_names_the_best_dp_release():
     assert c.loc["lr", "condensed_n"] == 2  # the single-family release is not the portfolio's
     assert c.loc["lr", "best_peer"] == "mst" and bool(c.loc["lr", "condensed_wins"])  # tie: wins
     assert c.loc["dt", "best_peer"] == "dp_gaussian" and not c.loc["dt", "condensed_wins"]
-    table = "\n".join(side_by_side(cells(d), "small"))
+    header, rows = side_by_side(cells(d), "small")
+    assert header[2:5] == ["full", "random subset", "condensed"]
+    table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
     assert "| lr | 1 | 0.800 | 0.600 ± 0.000 | 0.820 ± 0.028 | 0.700 ± 0.000 | 0.820 ± 0.000 | – " \
            "| **condensed** |" in table
     assert "| dt | 1 |" in table and table.rstrip().endswith("| dp_gaussian |")
+
+
+def test_the_rule_in_words_names_the_checked_thresholds():
+    assert targets_rule() == (
+        "Large tables (≥ 1,400 training rows, i.e. ≥ 2,000 rows before the 70/30 split): "
+        "condensed ≥ every DP peer in every family, ≥ 92 % of the full-data score on average, "
+        "seed sd ≤ 0.02. Small tables: condensed ≥ the best DP peer in ≥ 75 % of cells.")
 
 
 def test_small_tables_need_three_wins_in_four_cells():
